@@ -1,0 +1,49 @@
+# The two set-up commands of the README: `make reproduce` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SUITE  := $(VENV)/bin/suite
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
+TORCH  := $(shell grep -E '^torch==' constraints.txt)
+WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: install install-test reproduce test lint bench myosuite clean-results
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, alone, so nothing can pull the CUDA build; everything else under constraints.txt.
+$(VENV)/.core-installed: $(VENV)/bin/activate pyproject.toml constraints.txt
+	$(PIP) "$(TORCH)"
+	$(PIP) -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.core-installed
+	$(PIP) -c constraints.txt -e ".[dev,ray,wandb]"
+	touch $@
+
+install: $(VENV)/.core-installed
+install-test: $(VENV)/.test-installed
+
+## Smoke profile of every task, writing results/smoke/ and printing the tables.
+reproduce: install
+	$(SUITE) validate tasks/
+	$(SUITE) run tasks/ --profile smoke --workers $(WORKERS)
+	$(SUITE) report --profile smoke --benchmarks ''
+
+## Unit/behaviour tests, then `suite check` of the smoke profile against the committed records.
+test: install-test
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -p no:cacheprovider --timeout 900 --durations=15
+	$(SUITE) check --profile smoke --workers $(WORKERS)
+
+lint: install-test
+	$(VENV)/bin/ruff check .
+
+## Speed benchmarks (peer ratios), compared with the stored baseline of this machine class.
+bench: install-test
+	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-only
+
+## Rewrite committed smoke records on purpose (after an intended change of results).
+update-smoke: install
+	$(SUITE) check --profile smoke --update --workers $(WORKERS)

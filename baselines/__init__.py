@@ -1,0 +1,1 @@
+"""LightningModule baselines; every module here is imported by the registry and registers itself."""

@@ -1,0 +1,110 @@
+"""``suite check``: re-run a profile and compare with the committed records; ``--update`` rewrites them."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from suite.runner import Job
+from suite.spec import TaskSpec
+from suite.store import CorruptRecord, read_record, record_path, write_record
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    task: str
+    variant: str
+    env: str
+    seed: int
+    metric: str
+    committed: Any
+    now: Any
+
+    @property
+    def delta(self) -> str:
+        if isinstance(self.committed, (int, float)) and isinstance(self.now, (int, float)):
+            return f"{self.now - self.committed:+.6g}"
+        return ""
+
+
+def compare_record(spec: TaskSpec, committed: dict[str, Any], fresh: dict[str, Any]) -> list[Mismatch]:
+    """Differences between a committed record and a fresh one of the same run.
+
+    Metrics named in the spec's ``check.exact`` (default: every metric of the record) must be equal
+    on the same device class; on another device class, the spec's tolerance for the fresh device
+    applies (relative), and without one the values must still be equal.
+    """
+    where = (spec.name, fresh["variant"], fresh["env"], fresh["seed"])
+    rows = []
+    if committed["config_hash"] != fresh["config_hash"]:
+        rows.append(Mismatch(*where, "config_hash", committed["config_hash"], fresh["config_hash"]))
+    if committed["status"] != fresh["status"]:
+        rows.append(Mismatch(*where, "status", committed["status"], fresh["status"]))
+    same_device = committed["provenance"].get("device_class") == fresh["provenance"].get("device_class")
+    tolerance = 0.0 if same_device else spec.check.tolerance.get(fresh["provenance"].get("accelerator", "cpu"), 0.0)
+    names = spec.check.exact or tuple(sorted(set(committed["metrics"]) | set(fresh["metrics"])))
+    for name in names:
+        old, new = committed["metrics"].get(name), fresh["metrics"].get(name)
+        if old == new:
+            continue
+        numeric = isinstance(old, (int, float)) and isinstance(new, (int, float))
+        if numeric and tolerance and abs(new - old) <= tolerance * max(abs(old), 1e-12):
+            continue
+        rows.append(Mismatch(*where, name, old, new))
+    return rows
+
+
+def check(specs: list[TaskSpec], jobs_by_spec: dict[str, list[Job]], committed_root: Path, workers: int,
+          update: bool = False, reporter: Any = None) -> tuple[list[Mismatch], list[str]]:
+    """Re-run every job into a scratch store and compare; returns (mismatches, problems with committed files)."""
+    from suite.sweep import run_sweep
+
+    scratch = Path(tempfile.mkdtemp(prefix="suite-check-"))
+    mismatches: list[Mismatch] = []
+    problems: list[str] = []
+    try:
+        all_jobs = [job for spec in specs for job in jobs_by_spec[spec.name]]
+        run_sweep(all_jobs, scratch, workers, force=True, reporter=reporter, in_process=workers == 0)
+        for spec in specs:
+            for job in jobs_by_spec[spec.name]:
+                fresh = read_record(record_path(scratch, job.key))
+                committed_path = record_path(committed_root, job.key)
+                if update:
+                    old = _try_read(committed_path)
+                    changed = [] if old is None else compare_record(spec, old, fresh)
+                    if old is None or changed:
+                        fields = ", ".join(sorted({m.metric for m in changed}))
+                        problems.append(f"updated {committed_path} " + (f"(changed: {fields})" if changed else "(new)"))
+                    write_record(committed_root, fresh)
+                    continue
+                if not committed_path.exists():
+                    problems.append(f"{committed_path}: no committed record (run `suite check --update`)")
+                    continue
+                try:
+                    committed = read_record(committed_path)
+                except CorruptRecord as error:
+                    problems.append(str(error))
+                    continue
+                mismatches.extend(compare_record(spec, committed, fresh))
+                if fresh["status"] == "failed":
+                    problems.append(f"{job.key.label}: fresh run failed: {(fresh['reason'] or '').strip()[-300:]}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return mismatches, problems
+
+
+def _try_read(path: Path) -> dict[str, Any] | None:
+    try:
+        return read_record(path)
+    except (CorruptRecord, FileNotFoundError):
+        return None
+
+
+def mismatch_table(rows: list[Mismatch]) -> str:
+    header = "| task | variant | env | seed | metric | committed | now | delta |\n|---|---|---|---|---|---|---|---|"
+    body = [f"| {m.task} | {m.variant} | {m.env} | {m.seed} | {m.metric} | {m.committed} | {m.now} | {m.delta} |"
+            for m in rows]
+    return "\n".join([header, *body])

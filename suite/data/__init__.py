@@ -1,0 +1,1 @@
+"""Package of the suite; modules here are discovered by the registry."""

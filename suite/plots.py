@@ -1,0 +1,81 @@
+"""Figures drawn from records: curves per env with a bootstrap CI band over seeds."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from suite.store import slug
+
+
+def _matplotlib():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def align_curves(curves: list[list[list[float]]]) -> tuple[np.ndarray, np.ndarray]:
+    """Put seeds' curves on the first curve's x grid (linear interpolation where the grids differ)."""
+    xs = np.array([p[0] for p in curves[0]], dtype=float)
+    rows = []
+    for curve in curves:
+        x = np.array([p[0] for p in curve], dtype=float)
+        y = np.array([p[1] if p[1] is not None else np.nan for p in curve], dtype=float)
+        rows.append(y if x.shape == xs.shape and np.array_equal(x, xs) else np.interp(xs, x, y))
+    return xs, np.vstack(rows)
+
+
+def bootstrap_band(values: np.ndarray, confidence: float = 0.95, n_resamples: int = 1000,
+                   random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise percentile-bootstrap interval of the mean over seeds for a ``(seeds, points)`` array."""
+    seeds = values.shape[0]
+    if seeds < 2:
+        return values[0], values[0]
+    rng = np.random.default_rng(random_state)
+    means = values[rng.integers(0, seeds, size=(n_resamples, seeds))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    return np.nanpercentile(means, tail, axis=0), np.nanpercentile(means, 100 - tail, axis=0)
+
+
+def curve_figure(task: str, curve: str, records: list[dict[str, Any]], out_dir: Path,
+                 log_y: bool = False) -> Path | None:
+    """One panel per env, one line per variant (mean over seeds) with its 95% CI band."""
+    grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for record in sorted(records, key=lambda r: r["seed"]):
+        if record["status"] == "ok" and record["curves"].get(curve):
+            grouped[record["env"]][record["variant"]].append(record["curves"][curve])
+    if not grouped:
+        return None
+    plt = _matplotlib()
+    envs = sorted(grouped)
+    cols = min(len(envs), 3)
+    rows = (len(envs) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax, env in zip(axes.flat, envs):
+        for variant, curves in grouped[env].items():
+            xs, ys = align_curves(curves)
+            low, high = bootstrap_band(ys)
+            line, = ax.plot(xs, np.nanmean(ys, axis=0), label=f"{variant} (n={len(curves)})")
+            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_title(env)
+        ax.set_xlabel("step")
+        ax.set_ylabel(curve)
+        if log_y:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(envs):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{task}: {curve} (mean, 95% bootstrap CI over seeds)")
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{slug(curve)}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

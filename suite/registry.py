@@ -1,0 +1,149 @@
+"""Name -> baseline / environment / figure / claim checker.
+
+Modules register themselves on import with the decorators below.  The registry
+imports every module of the ``baselines`` package and of ``suite.envs``,
+``suite.data``, ``suite.metrics`` and ``suite.figures``, then any plugin named in
+the ``suite.plugins`` entry-point group, so a spec can only name code that is
+installed and registered, never an import path.  ``SUITE_PLUGINS`` (comma-separated
+module names) adds modules to import, e.g. a user's own baselines without packaging them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from suite.api import RunContext, RunOutput
+
+FitFn = Callable[[RunContext], RunOutput]
+DISCOVERED_PACKAGES = ("baselines", "suite.envs", "suite.data", "suite.metrics", "suite.figures")
+
+
+@dataclass(frozen=True)
+class BaselineEntry:
+    name: str
+    fit: FitFn
+    defaults: dict[str, Any]
+    env_families: tuple[str, ...]
+    description: str
+    module_class: type | None = None
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    name: str
+    family: str
+    description: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+BASELINES: dict[str, BaselineEntry] = {}
+ENVS: dict[str, EnvEntry] = {}
+FIGURES: dict[str, Callable[..., Any]] = {}
+CLAIM_CHECKERS: dict[str, Callable[..., Any]] = {}
+IMPORT_ERRORS: dict[str, str] = {}
+_loaded = False
+
+
+def register_baseline(
+    name: str,
+    *,
+    defaults: dict[str, Any],
+    env_families: tuple[str, ...] | list[str],
+    description: str = "",
+    module_class: type | None = None,
+) -> Callable[[FitFn], FitFn]:
+    """Register ``fit`` under ``name``.
+
+    ``defaults`` lists every hyperparameter a spec may set, with its default;
+    specs setting any other key are rejected.  ``env_families`` are the env
+    families (see :func:`register_env`) this baseline can run on.
+    """
+
+    def wrap(fit: FitFn) -> FitFn:
+        if name in BASELINES and BASELINES[name].fit is not fit:
+            raise ValueError(f"baseline {name!r} registered twice")
+        BASELINES[name] = BaselineEntry(
+            name, fit, dict(defaults), tuple(env_families), description or (fit.__doc__ or "").strip().split("\n")[0],
+            module_class,
+        )
+        return fit
+
+    return wrap
+
+
+def register_env(name: str, family: str, description: str = "", **meta: Any) -> None:
+    """Declare an environment / dataset name a spec may use; ``family`` ties it to baselines."""
+    ENVS[name] = EnvEntry(name, family, description, dict(meta))
+
+
+def register_figure(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a figure plugin ``fn(task_spec, records, out_dir) -> list[Path]`` a spec can ask for."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        FIGURES[name] = fn
+        return fn
+
+    return wrap
+
+
+def register_claim_checker(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a custom claim kind ``fn(claim, table) -> ClaimResult`` (see suite.claims)."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        CLAIM_CHECKERS[kind] = fn
+        return fn
+
+    return wrap
+
+
+def load_all() -> None:
+    """Import every module that may register something (once)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for package_name in DISCOVERED_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__, package_name + "."):
+            _import(info.name)
+    for module_name in filter(None, os.environ.get("SUITE_PLUGINS", "").split(",")):
+        _import(module_name.strip())
+    for entry_point in importlib.metadata.entry_points(group="suite.plugins"):
+        try:
+            entry_point.load()
+        except Exception as error:  # a broken plugin must not hide the others
+            IMPORT_ERRORS[entry_point.value] = f"{type(error).__name__}: {error}"
+
+
+def _import(module_name: str) -> None:
+    try:
+        importlib.import_module(module_name)
+    except Exception as error:
+        IMPORT_ERRORS[module_name] = f"{type(error).__name__}: {error}"
+
+
+def get_baseline(name: str) -> BaselineEntry:
+    load_all()
+    if name not in BASELINES:
+        known = ", ".join(sorted(BASELINES)) or "none"
+        raise KeyError(f"unknown baseline {name!r}; registered: {known}{_import_hint()}")
+    return BASELINES[name]
+
+
+def get_env(name: str) -> EnvEntry:
+    load_all()
+    if name not in ENVS:
+        raise KeyError(f"unknown env {name!r}; registered: {', '.join(sorted(ENVS)) or 'none'}{_import_hint()}")
+    return ENVS[name]
+
+
+def _import_hint() -> str:
+    if not IMPORT_ERRORS:
+        return ""
+    return " (modules that failed to import: " + "; ".join(f"{m}: {e}" for m, e in IMPORT_ERRORS.items()) + ")"

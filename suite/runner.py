@@ -1,0 +1,143 @@
+"""One run: seed everything, call the baseline's ``fit``, turn the outcome into a record.
+
+:func:`run_one` runs in the calling process; the sweep calls it inside worker
+processes so a crash, a hang or a NaN only costs that run.  Tests may call it
+directly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from suite.api import Diverged, ProgressFn, RunContext
+from suite.spec import TaskSpec
+from suite.store import RunKey, config_hash, provenance
+
+TRACEBACK_TAIL = 2000
+
+
+@dataclass(frozen=True)
+class Job:
+    """A fully resolved run, picklable so it can cross into a worker process."""
+
+    key: RunKey
+    baseline: str
+    hparams: dict[str, Any]
+    config_hash: str
+    timeout: float
+    threads: int = 1
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    precision: str = "32-true"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def plan_jobs(spec: TaskSpec, profile: str, seeds: int | None = None, threads: int = 1,
+              accelerator: str = "cpu", devices: int | str = 1, precision: str = "32-true",
+              variants: list[str] | None = None, envs: list[str] | None = None) -> list[Job]:
+    """Every (variant, env, seed) of ``spec`` under ``profile``, optionally narrowed."""
+    chosen = spec.profiles[profile]
+    jobs = []
+    for variant in chosen.variants:
+        if variants and variant not in variants:
+            continue
+        baseline, hparams = spec.resolve(variant, profile)
+        for env in chosen.envs:
+            if envs and env not in envs:
+                continue
+            digest = config_hash(baseline, env, hparams)
+            for seed in range(seeds if seeds is not None else chosen.seeds):
+                jobs.append(Job(RunKey(spec.name, variant, env, seed, profile), baseline, hparams, digest,
+                                chosen.timeout, threads, accelerator, devices, precision))
+    return jobs
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    """Seed Python, NumPy and torch, force deterministic kernels and a fixed thread count."""
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(threads)
+    try:
+        from lightning.fabric.utilities.seed import seed_everything as lightning_seed
+
+        lightning_seed(seed, workers=True, verbose=False)
+    except TypeError:  # older Lightning without `verbose`
+        from lightning.fabric.utilities.seed import seed_everything as lightning_seed
+
+        lightning_seed(seed, workers=True)
+
+
+def base_record(job: Job) -> dict[str, Any]:
+    return {
+        "task": job.key.task, "variant": job.key.variant, "env": job.key.env, "seed": job.key.seed,
+        "profile": job.key.profile, "baseline": job.baseline, "config": job.hparams,
+        "config_hash": job.config_hash, "status": "failed", "reason": None, "diverged_step": None,
+        "metrics": {}, "curves": {}, "extras": {}, "steps": 0, "step_unit": "steps", "wall_time_s": 0.0,
+        "throughput": None, "provenance": provenance(job.threads, job.accelerator),
+    }
+
+
+def failed_record(job: Job, reason: str, wall_time: float = 0.0) -> dict[str, Any]:
+    """The record of a run that never returned (timeout, killed worker)."""
+    record = base_record(job)
+    record.update(status="failed", reason=reason, wall_time_s=round(wall_time, 3))
+    return record
+
+
+def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None = None) -> dict[str, Any]:
+    """Run ``job`` in this process and return its (unsealed) record; never raises for a baseline error."""
+    from suite import registry
+
+    record = base_record(job)
+    entry = registry.get_baseline(job.baseline)
+    scratch = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="suite-run-"))
+    ctx = RunContext(task=job.key.task, variant=job.key.variant, env=job.key.env, seed=job.key.seed,
+                     profile=job.key.profile, baseline=job.baseline, hparams=dict(job.hparams), run_dir=scratch,
+                     progress=progress or (lambda step, total: None), accelerator=job.accelerator,
+                     devices=job.devices, precision=job.precision)
+    seed_everything(job.key.seed, job.threads)
+    start = time.perf_counter()
+    try:
+        output = entry.fit(ctx)
+        bad = [name for name, value in output.metrics.items() if not _finite(value)]
+        record.update(metrics=output.metrics, curves={k: [list(p) for p in v] for k, v in output.curves.items()},
+                      extras=output.extras, steps=int(output.steps), step_unit=output.step_unit)
+        if bad:
+            record.update(status="diverged", reason=f"metric {bad[0]} is {output.metrics[bad[0]]}")
+        else:
+            record["status"] = "ok"
+    except Diverged as error:
+        record.update(status="diverged", reason=error.reason, diverged_step=error.step)
+    except Exception:
+        record.update(status="failed", reason=traceback.format_exc()[-TRACEBACK_TAIL:])
+    finally:
+        if run_dir is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    wall = time.perf_counter() - start
+    record["wall_time_s"] = round(wall, 3)
+    if record["steps"] and wall > 0:
+        record["throughput"] = round(record["steps"] / wall, 3)
+    return record
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,408 @@
+"""Task specs: YAML (``safe_load``) -> validated, typed dataclasses.
+
+Every error is one line ``<file>: <field.path>: expected <what>, got <what>``; unknown
+keys and unknown baseline/env/hyperparameter names are errors that list the valid names.
+See docs/task-spec.md for the format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from suite import registry
+
+PROFILES_REQUIRED = ("smoke", "cpu", "paper")
+TESTS = ("welch", "mannwhitney")
+_NAME = re.compile(r"^[a-z0-9_]+$")
+
+
+class SpecError(ValueError):
+    """A task spec is malformed; the message names the file and the field path."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    seeds: int
+    envs: tuple[str, ...]
+    variants: tuple[str, ...]
+    params: dict[str, Any]
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    baseline: str
+    overrides: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    source: str
+    metric: str
+    note: str
+    values: dict[str, dict[str, float]]  # env -> variant -> value
+    tolerance: float | None = None       # relative; `suite compare --against-paper` uses it
+
+
+@dataclass(frozen=True)
+class CellSelector:
+    variants: tuple[str, ...]
+    metric: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str
+    kind: str = "compare"
+    lhs: CellSelector | None = None
+    op: str = "<"
+    rhs: CellSelector | None = None
+    envs: tuple[str, ...] = ()
+    test: str = "welch"
+    alpha: float = 0.05
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckPolicy:
+    exact: tuple[str, ...]
+    tolerance: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    path: Path
+    name: str
+    title: str
+    paper: str
+    protocol: str
+    baseline: str
+    params: dict[str, Any]
+    variants: dict[str, Variant]
+    envs: tuple[str, ...]
+    metric: Metric
+    columns: tuple[str, ...]
+    curves: tuple[str, ...]
+    figures: tuple[str, ...]
+    profiles: dict[str, Profile]
+    references: tuple[Reference, ...]
+    claims: tuple[Claim, ...]
+    check: CheckPolicy
+
+    def resolve(self, variant: str, profile: str) -> tuple[str, dict[str, Any]]:
+        """Baseline name and fully resolved hyperparameters of one variant under one profile."""
+        chosen = self.variants[variant]
+        entry = registry.get_baseline(chosen.baseline)
+        hparams = {**entry.defaults}
+        for layer in (self.params, chosen.overrides, self.profiles[profile].params):
+            hparams.update({k: v for k, v in layer.items() if k in entry.defaults})
+        return chosen.baseline, hparams
+
+
+class _Reader:
+    """Walks the raw YAML mapping, tracking the field path for error messages."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, message: str) -> SpecError:
+        return SpecError(f"{self.path}: {where}: {message}")
+
+    def mapping(self, value: Any, where: str, allowed: tuple[str, ...] | None = None,
+                required: tuple[str, ...] = ()) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping, got {_describe(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                raise self.fail(where, f"expected string keys, got {_describe(key)}")
+            if allowed is not None and key not in allowed:
+                raise self.fail(f"{where}.{key}" if where else key,
+                                f"unknown key; expected one of {', '.join(allowed)}")
+        for key in required:
+            if key not in value:
+                raise self.fail(where or "<top>", f"missing required key {key!r}")
+        return value
+
+    def typed(self, value: Any, where: str, kind: type | tuple[type, ...], what: str) -> Any:
+        ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in _as_tuple(kind))
+        if not ok:
+            raise self.fail(where, f"expected {what}, got {_describe(value)}")
+        return value
+
+    def names(self, value: Any, where: str, valid: list[str] | tuple[str, ...], what: str) -> tuple[str, ...]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items:
+            raise self.fail(where, f"expected a {what} name or a non-empty list of them, got {_describe(value)}")
+        for i, item in enumerate(items):
+            if item not in valid:
+                raise self.fail(f"{where}[{i}]", f"unknown {what} {item!r}; valid: {', '.join(valid)}")
+        return tuple(items)
+
+
+def load_spec(path: str | Path) -> TaskSpec:
+    """Read and validate one task spec; raises :class:`SpecError` with a one-line message."""
+    path = Path(path)
+    reader = _Reader(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "yaml"
+        raise SpecError(f"{path}: {where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    top_keys = ("name", "title", "paper", "protocol", "baseline", "params", "variants", "envs", "metric",
+                "columns", "curves", "figures", "profiles", "references", "claims", "check")
+    raw = reader.mapping(raw, "", top_keys, required=("name", "paper", "baseline", "variants", "envs",
+                                                       "metric", "profiles"))
+    registry.load_all()
+    name = reader.typed(raw["name"], "name", str, "a string")
+    if not _NAME.match(name):
+        raise reader.fail("name", f"expected lowercase letters, digits and '_', got {name!r}")
+    baseline = _baseline_name(reader, raw["baseline"], "baseline")
+    params = reader.mapping(raw.get("params", {}) or {}, "params")
+    variants = _variants(reader, raw["variants"], baseline, params)
+    env_names = sorted(registry.ENVS)
+    envs = reader.names(raw["envs"], "envs", env_names, "env")
+    for variant in variants.values():
+        _check_env_family(reader, variant, envs, "envs")
+    metric_raw = reader.mapping(raw["metric"], "metric", ("name", "higher_is_better"), ("name", "higher_is_better"))
+    metric = Metric(reader.typed(metric_raw["name"], "metric.name", str, "a string"),
+                    reader.typed(metric_raw["higher_is_better"], "metric.higher_is_better", bool, "a bool"))
+    columns = _strings(reader, raw.get("columns", [metric.name]), "columns")
+    profiles = _profiles(reader, raw["profiles"], variants, envs, env_names)
+    figures = _strings(reader, raw.get("figures", []), "figures")
+    for i, figure in enumerate(figures):
+        if figure not in registry.FIGURES:
+            raise reader.fail(f"figures[{i}]", f"unknown figure {figure!r}; registered: "
+                              f"{', '.join(sorted(registry.FIGURES)) or 'none'}")
+    return TaskSpec(
+        path=path, name=name,
+        title=reader.typed(raw.get("title", name), "title", str, "a string"),
+        paper=reader.typed(raw["paper"], "paper", str, "a string"),
+        protocol=reader.typed(raw.get("protocol", ""), "protocol", str, "a string"),
+        baseline=baseline, params=params, variants=variants, envs=envs, metric=metric, columns=columns,
+        curves=_strings(reader, raw.get("curves", []), "curves"), figures=figures, profiles=profiles,
+        references=_references(reader, raw.get("references", []), variants),
+        claims=_claims(reader, raw.get("claims", []), variants, env_names),
+        check=_check_policy(reader, raw.get("check", {}) or {}),
+    )
+
+
+def load_specs(paths: list[str | Path]) -> list[TaskSpec]:
+    """Load every ``*.yaml`` named directly or found in a named folder, sorted by path."""
+    files: list[Path] = []
+    for item in map(Path, paths):
+        files.extend(sorted(item.glob("*.yaml")) if item.is_dir() else [item])
+    if not files:
+        raise SpecError(f"no task specs found in {', '.join(map(str, paths))}")
+    return [load_spec(f) for f in files]
+
+
+def _baseline_name(reader: _Reader, value: Any, where: str) -> str:
+    reader.typed(value, where, str, "a baseline name")
+    if value not in registry.BASELINES:
+        raise reader.fail(where, f"unknown baseline {value!r}; registered: {', '.join(sorted(registry.BASELINES))}"
+                          + registry._import_hint())
+    return value
+
+
+def _check_hparams(reader: _Reader, overrides: dict[str, Any], baseline: str, where: str) -> None:
+    defaults = registry.BASELINES[baseline].defaults
+    for key, value in overrides.items():
+        if key not in defaults:
+            raise reader.fail(f"{where}.{key}", f"unknown hyperparameter of baseline {baseline!r}; "
+                              f"valid: {', '.join(sorted(defaults))}")
+        _check_type(reader, value, defaults[key], f"{where}.{key}")
+
+
+def _check_type(reader: _Reader, value: Any, default: Any, where: str) -> None:
+    if default is None or value is None:
+        return
+    if isinstance(default, bool):
+        expected: tuple[type, ...] = (bool,)
+    elif isinstance(default, float):
+        expected = (int, float)
+    elif isinstance(default, int):
+        expected = (int,)
+    elif isinstance(default, (list, tuple)):
+        expected = (list, tuple)
+    else:
+        expected = (type(default),)
+    what = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "mapping"}
+    if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+        raise reader.fail(where, f"expected {what.get(expected[-1], expected[-1].__name__)}, got {_describe(value)}")
+
+
+def _variants(reader: _Reader, raw: Any, default_baseline: str, params: dict[str, Any]) -> dict[str, Variant]:
+    raw = reader.mapping(raw, "variants")
+    if not raw:
+        raise reader.fail("variants", "expected at least one variant")
+    variants = {}
+    for name, overrides in raw.items():
+        where = f"variants.{name}"
+        overrides = dict(reader.mapping(overrides or {}, where))
+        baseline = _baseline_name(reader, overrides.pop("baseline"), f"{where}.baseline") \
+            if "baseline" in overrides else default_baseline
+        _check_hparams(reader, overrides, baseline, where)
+        shared = {k: v for k, v in params.items() if k in registry.BASELINES[baseline].defaults}
+        _check_hparams(reader, shared, baseline, "params")
+        variants[name] = Variant(name, baseline, overrides)
+    known = set().union(*(registry.BASELINES[v.baseline].defaults for v in variants.values()))
+    for key in params:
+        if key not in known:
+            raise reader.fail(f"params.{key}", f"no variant's baseline has this hyperparameter; valid: "
+                              f"{', '.join(sorted(known))}")
+    return variants
+
+
+def _check_env_family(reader: _Reader, variant: Variant, envs: tuple[str, ...], where: str) -> None:
+    families = registry.BASELINES[variant.baseline].env_families
+    for env in envs:
+        if registry.ENVS[env].family not in families:
+            raise reader.fail(where, f"env {env!r} (family {registry.ENVS[env].family!r}) cannot be run by "
+                              f"baseline {variant.baseline!r} of variant {variant.name!r}, which takes "
+                              f"{', '.join(families)}")
+
+
+def _profiles(reader: _Reader, raw: Any, variants: dict[str, Variant], envs: tuple[str, ...],
+              env_names: list[str]) -> dict[str, Profile]:
+    raw = reader.mapping(raw, "profiles")
+    for required in PROFILES_REQUIRED:
+        if required not in raw:
+            raise reader.fail("profiles", f"missing required profile {required!r}")
+    profiles = {}
+    for name, body in raw.items():
+        where = f"profiles.{name}"
+        body = reader.mapping(body, where, ("seeds", "envs", "variants", "params", "timeout"), ("seeds",))
+        seeds = reader.typed(body["seeds"], f"{where}.seeds", int, "an int")
+        if seeds < 1:
+            raise reader.fail(f"{where}.seeds", f"expected at least 1, got {seeds}")
+        profile_envs = reader.names(body["envs"], f"{where}.envs", env_names, "env") if "envs" in body else envs
+        chosen = reader.names(body["variants"], f"{where}.variants", list(variants), "variant") \
+            if "variants" in body else tuple(variants)
+        params = reader.mapping(body.get("params", {}) or {}, f"{where}.params")
+        for variant_name in chosen:
+            variant = variants[variant_name]
+            _check_env_family(reader, variant, profile_envs, f"{where}.envs")
+            own = {k: v for k, v in params.items() if k in registry.BASELINES[variant.baseline].defaults}
+            _check_hparams(reader, own, variant.baseline, f"{where}.params")
+        known = set().union(*(registry.BASELINES[variants[v].baseline].defaults for v in chosen))
+        for key in params:
+            if key not in known:
+                raise reader.fail(f"{where}.params.{key}", f"no variant's baseline has this hyperparameter; "
+                                  f"valid: {', '.join(sorted(known))}")
+        timeout = reader.typed(body.get("timeout", 3600), f"{where}.timeout", (int, float), "seconds")
+        profiles[name] = Profile(name, seeds, profile_envs, chosen, dict(params), float(timeout))
+    return profiles
+
+
+def _references(reader: _Reader, raw: Any, variants: dict[str, Variant]) -> tuple[Reference, ...]:
+    items = reader.typed(raw or [], "references", list, "a list")
+    references = []
+    for i, item in enumerate(items):
+        where = f"references[{i}]"
+        item = reader.mapping(item, where, ("name", "source", "metric", "note", "values", "tolerance"),
+                              ("name", "values"))
+        tolerance = item.get("tolerance")
+        if tolerance is not None:
+            reader.typed(tolerance, f"{where}.tolerance", (int, float), "a relative tolerance")
+        values: dict[str, dict[str, float]] = {}
+        for env, row in reader.mapping(item["values"], f"{where}.values").items():
+            row = reader.mapping(row, f"{where}.values.{env}")
+            for variant, value in row.items():
+                if variant not in variants:
+                    raise reader.fail(f"{where}.values.{env}.{variant}",
+                                      f"unknown variant; valid: {', '.join(variants)}")
+                reader.typed(value, f"{where}.values.{env}.{variant}", (int, float), "a number")
+            values[str(env)] = {k: float(v) for k, v in row.items()}
+        references.append(Reference(
+            name=reader.typed(item["name"], f"{where}.name", str, "a string"),
+            source=str(item.get("source", "")), metric=str(item.get("metric", "")),
+            note=str(item.get("note", "")), values=values,
+            tolerance=float(tolerance) if tolerance is not None else None))
+    return tuple(references)
+
+
+def _selector(reader: _Reader, raw: Any, where: str, variants: dict[str, Variant]) -> CellSelector:
+    raw = reader.mapping(raw, where, ("variant", "metric"), ("variant", "metric"))
+    return CellSelector(reader.names(raw["variant"], f"{where}.variant", list(variants), "variant"),
+                        reader.typed(raw["metric"], f"{where}.metric", str, "a metric name"))
+
+
+def _claims(reader: _Reader, raw: Any, variants: dict[str, Variant], env_names: list[str]) -> tuple[Claim, ...]:
+    items = reader.typed(raw or [], "claims", list, "a list")
+    claims, seen = [], set()
+    for i, item in enumerate(items):
+        where = f"claims[{i}]"
+        item = reader.mapping(item, where, ("id", "text", "kind", "lhs", "op", "rhs", "envs", "test", "alpha",
+                                            "args"), ("id", "text"))
+        claim_id = reader.typed(item["id"], f"{where}.id", str, "a string")
+        if claim_id in seen:
+            raise reader.fail(f"{where}.id", f"duplicate claim id {claim_id!r}")
+        seen.add(claim_id)
+        kind = reader.typed(item.get("kind", "compare"), f"{where}.kind", str, "a string")
+        envs = reader.names(item["envs"], f"{where}.envs", env_names, "env") if "envs" in item else ()
+        args = reader.mapping(item.get("args", {}) or {}, f"{where}.args")
+        if kind != "compare":
+            if kind not in registry.CLAIM_CHECKERS:
+                raise reader.fail(f"{where}.kind", f"unknown claim kind {kind!r}; valid: compare, "
+                                  + ", ".join(sorted(registry.CLAIM_CHECKERS)))
+            claims.append(Claim(claim_id, str(item["text"]), kind, envs=envs, args=dict(args)))
+            continue
+        for key in ("lhs", "op", "rhs"):
+            if key not in item:
+                raise reader.fail(where, f"missing required key {key!r} for a compare claim")
+        if item["op"] not in ("<", ">"):
+            raise reader.fail(f"{where}.op", f"expected '<' or '>', got {item['op']!r}")
+        test = item.get("test", "welch")
+        if test not in TESTS:
+            raise reader.fail(f"{where}.test", f"expected one of {', '.join(TESTS)}, got {test!r}")
+        alpha = reader.typed(item.get("alpha", 0.05), f"{where}.alpha", (int, float), "a number")
+        if not 0 < alpha < 1:
+            raise reader.fail(f"{where}.alpha", f"expected a number in (0, 1), got {alpha}")
+        claims.append(Claim(claim_id, str(item["text"]), kind, _selector(reader, item["lhs"], f"{where}.lhs", variants),
+                            item["op"], _selector(reader, item["rhs"], f"{where}.rhs", variants), envs, test,
+                            float(alpha), dict(args)))
+    return tuple(claims)
+
+
+def _check_policy(reader: _Reader, raw: Any) -> CheckPolicy:
+    raw = reader.mapping(raw, "check", ("exact", "tolerance"))
+    exact = _strings(reader, raw.get("exact", []), "check.exact")
+    tolerance = reader.mapping(raw.get("tolerance", {}) or {}, "check.tolerance")
+    for device, value in tolerance.items():
+        reader.typed(value, f"check.tolerance.{device}", (int, float), "a relative tolerance")
+    return CheckPolicy(exact, {k: float(v) for k, v in tolerance.items()})
+
+
+def _strings(reader: _Reader, raw: Any, where: str) -> tuple[str, ...]:
+    items = reader.typed(raw, where, list, "a list of strings")
+    for i, item in enumerate(items):
+        reader.typed(item, f"{where}[{i}]", str, "a string")
+    return tuple(items)
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return type(value).__name__
+    return f"{type(value).__name__} {value!r}" if value is not None else "nothing"

@@ -1,0 +1,130 @@
+"""Statistics over per-seed scores: small pure functions on numpy arrays (rliable style).
+
+Conventions: a 1-D array holds one score per seed; a 2-D ``(runs, envs)`` array holds
+scores pooled over environments (already normalised to a common scale).  All random
+resampling takes an explicit ``random_state`` so the intervals themselves reproduce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+ArrayLike = np.ndarray | list[float]
+
+
+def mean(values: ArrayLike) -> float:
+    return float(np.mean(np.asarray(values, dtype=float)))
+
+
+def std(values: ArrayLike) -> float:
+    """Sample standard deviation (ddof=1); 0 for a single value."""
+    values = np.asarray(values, dtype=float)
+    return float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+
+
+def bootstrap_ci(values: ArrayLike, confidence: float = 0.95, n_resamples: int = 2000,
+                 random_state: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean over seeds (``scipy.stats.bootstrap``).
+
+    Percentile rather than BCa because BCa is undefined for constant samples (a common
+    case: several seeds reaching the same maximum return).  Fewer than two values give
+    ``(nan, nan)``: an interval from one seed would be a lie.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return float("nan"), float("nan")
+    if np.all(values == values[0]):
+        return float(values[0]), float(values[0])
+    result = scipy_stats.bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                                   method="percentile", random_state=np.random.default_rng(random_state))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def iqm(scores: ArrayLike) -> float:
+    """Interquartile mean over all runs and envs: the mean of the middle 50% (rliable)."""
+    return float(scipy_stats.trim_mean(np.asarray(scores, dtype=float), proportiontocut=0.25, axis=None))
+
+
+def optimality_gap(scores: ArrayLike, gamma: float = 1.0) -> float:
+    """How far below the target ``gamma`` the scores fall on average; scores above it count as gamma (rliable)."""
+    return float(gamma - np.mean(np.minimum(np.asarray(scores, dtype=float), gamma)))
+
+
+def min_max_normalize(scores: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Scale each env's column to [0, 1] between ``low`` and ``high`` (e.g. random and best score)."""
+    span = np.where(high - low == 0, 1.0, high - low)
+    return (np.asarray(scores, dtype=float) - low) / span
+
+
+def stratified_bootstrap_ci(scores: np.ndarray, statistic=iqm, confidence: float = 0.95, n_resamples: int = 2000,
+                            random_state: int = 0) -> tuple[float, float]:
+    """Interval of an aggregate over a ``(runs, envs)`` matrix, resampling runs within each env (rliable)."""
+    scores = np.asarray(scores, dtype=float)
+    runs = scores.shape[0]
+    if runs < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(random_state)
+    indices = rng.integers(0, runs, size=(n_resamples, runs, scores.shape[1]))
+    resampled = np.take_along_axis(scores[None, :, :], indices, axis=1)
+    estimates = np.array([statistic(sample) for sample in resampled])
+    tail = (1 - confidence) / 2 * 100
+    return float(np.percentile(estimates, tail)), float(np.percentile(estimates, 100 - tail))
+
+
+def probability_of_improvement(x: ArrayLike, y: ArrayLike) -> float:
+    """P(X > Y) + P(X = Y) / 2 for one env: the Mann-Whitney U statistic over n*m (rliable)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    greater = (x[:, None] > y[None, :]).sum()
+    ties = (x[:, None] == y[None, :]).sum()
+    return float((greater + 0.5 * ties) / (x.size * y.size))
+
+
+def average_probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """Mean over envs of the per-env probability of improvement; ``x``, ``y`` are ``(runs, envs)``."""
+    return float(np.mean([probability_of_improvement(x[:, j], y[:, j]) for j in range(x.shape[1])]))
+
+
+@dataclass(frozen=True)
+class TestResult:
+    verdict: str          # holds | fails | inconclusive
+    statistic: float
+    p_value: float        # one-sided, in the claimed direction
+    p_opposite: float     # one-sided, in the opposite direction
+    test: str
+    n: tuple[int, int]
+
+    def describe(self) -> str:
+        name = "t" if self.test == "welch" else "U"
+        return f"{name}={self.statistic:.3g}, p={self.p_value:.3g} (n={self.n[0]},{self.n[1]})"
+
+
+def one_sided_test(lhs: ArrayLike, rhs: ArrayLike, op: str, test: str = "welch") -> tuple[float, float]:
+    """Statistic and one-sided p-value for ``lhs op rhs`` (op '<' or '>') by Welch's t or Mann-Whitney U."""
+    lhs, rhs = np.asarray(lhs, dtype=float), np.asarray(rhs, dtype=float)
+    alternative = "less" if op == "<" else "greater"
+    if test == "welch":
+        if np.var(lhs) == 0 and np.var(rhs) == 0:  # t undefined; decide by the means alone only if they differ
+            if lhs.mean() == rhs.mean():
+                return 0.0, 1.0
+            holds = lhs.mean() < rhs.mean() if op == "<" else lhs.mean() > rhs.mean()
+            return (float("-inf") if lhs.mean() < rhs.mean() else float("inf")), (0.0 if holds else 1.0)
+        result = scipy_stats.ttest_ind(lhs, rhs, equal_var=False, alternative=alternative)
+    elif test == "mannwhitney":
+        result = scipy_stats.mannwhitneyu(lhs, rhs, alternative=alternative)
+    else:
+        raise ValueError(f"unknown test {test!r}; expected welch or mannwhitney")
+    return float(result.statistic), float(result.pvalue)
+
+
+def claim_test(lhs: ArrayLike, rhs: ArrayLike, op: str, test: str = "welch", alpha: float = 0.05) -> TestResult:
+    """``holds`` if the one-sided test of ``lhs op rhs`` has p < alpha, ``fails`` if the opposite one does."""
+    lhs, rhs = np.asarray(lhs, dtype=float), np.asarray(rhs, dtype=float)
+    if lhs.size < 2 or rhs.size < 2:
+        return TestResult("inconclusive", float("nan"), float("nan"), float("nan"), test, (lhs.size, rhs.size))
+    statistic, p_value = one_sided_test(lhs, rhs, op, test)
+    _, p_opposite = one_sided_test(lhs, rhs, ">" if op == "<" else "<", test)
+    verdict = "holds" if p_value < alpha else "fails" if p_opposite < alpha else "inconclusive"
+    return TestResult(verdict, statistic, p_value, p_opposite, test, (lhs.size, rhs.size))

@@ -1,0 +1,198 @@
+"""Results store: one JSON record per run, written atomically, verified on read.
+
+Layout: ``<root>/<profile>/<task>/runs/<variant>__<env>__s<seed>.json``.  A record
+carries a sha256 of its own canonical content (``record_hash``); reading checks the
+schema and that hash, so a truncated or hand-edited file is reported by path and
+re-run instead of being used.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "diverged")
+REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "schema": int, "task": str, "variant": str, "env": str, "seed": int, "profile": str, "baseline": str,
+    "config": dict, "config_hash": str, "status": str, "metrics": dict, "curves": dict, "extras": dict,
+    "steps": int, "step_unit": str, "wall_time_s": (int, float), "provenance": dict, "record_hash": str,
+}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class CorruptRecord(ValueError):
+    """A record file failed its integrity check; the message starts with its path."""
+
+
+@dataclass(frozen=True)
+class RunKey:
+    task: str
+    variant: str
+    env: str
+    seed: int
+    profile: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.task}/{self.variant}/{self.env}/seed{self.seed}"
+
+
+def slug(text: str) -> str:
+    """File-name-safe form of an env or variant name (``MinAtar/Breakout-v1`` -> ``MinAtar-Breakout-v1``)."""
+    return _UNSAFE.sub("-", text).strip("-")
+
+
+def record_path(root: Path, key: RunKey) -> Path:
+    return Path(root) / key.profile / key.task / "runs" / f"{slug(key.variant)}__{slug(key.env)}__s{key.seed}.json"
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+def config_hash(baseline: str, env: str, hparams: dict[str, Any]) -> str:
+    """Hash of what determines a run apart from its seed."""
+    content = canonical_json({"baseline": baseline, "env": env, "hparams": hparams})
+    return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+def _content_hash(record: dict[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != "record_hash"}
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def jsonable(value: Any) -> Any:
+    """Convert numpy/torch scalars and arrays, tuples and non-finite floats into plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays/scalars, torch tensors
+        return jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else (1e308 if value > 0 else -1e308)
+    return value
+
+
+def seal(record: dict[str, Any]) -> dict[str, Any]:
+    """Return ``record`` made JSON-clean with its schema version and content hash set."""
+    record = jsonable({**record, "schema": SCHEMA_VERSION})
+    record.pop("record_hash", None)
+    record["record_hash"] = _content_hash(record)
+    return record
+
+
+def write_record(root: Path, record: dict[str, Any]) -> Path:
+    """Seal and write a record atomically (temp file in the same folder + fsync + rename)."""
+    record = seal(record)
+    path = record_path(root, RunKey(record["task"], record["variant"], record["env"], record["seed"],
+                                    record["profile"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(record, handle, indent=1, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """Load and verify one record; raises :class:`CorruptRecord` naming the path and the problem."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError) as error:
+        raise CorruptRecord(f"{path}: unreadable ({error})") from None
+    except json.JSONDecodeError as error:
+        raise CorruptRecord(f"{path}: not valid JSON (truncated?): {error}") from None
+    if not isinstance(record, dict):
+        raise CorruptRecord(f"{path}: expected a JSON object")
+    for key, kind in REQUIRED.items():
+        if key not in record:
+            raise CorruptRecord(f"{path}: missing field {key!r}")
+        if not isinstance(record[key], kind) or isinstance(record[key], bool):
+            raise CorruptRecord(f"{path}: field {key!r} has type {type(record[key]).__name__}")
+    if record["schema"] != SCHEMA_VERSION:
+        raise CorruptRecord(f"{path}: schema {record['schema']} (this suite reads {SCHEMA_VERSION})")
+    if record["status"] not in STATUSES:
+        raise CorruptRecord(f"{path}: unknown status {record['status']!r}")
+    if _content_hash(record) != record["record_hash"]:
+        raise CorruptRecord(f"{path}: content hash mismatch (edited or partially written)")
+    return record
+
+
+def scan(root: Path, profile: str, task: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """All valid records of one task and profile, plus one error line per corrupt file."""
+    folder = Path(root) / profile / task / "runs"
+    records, errors = [], []
+    for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+        try:
+            records.append(read_record(path))
+        except CorruptRecord as error:
+            errors.append(str(error))
+    return records, errors
+
+
+@functools.lru_cache(maxsize=1)
+def _git_state() -> tuple[str, bool]:
+    here = Path(__file__).resolve().parent.parent
+    try:
+        result = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=10)
+        commit = result.stdout.strip() if result.returncode == 0 else "unknown"
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                    capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+    return commit, dirty
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(threads: int, accelerator: str = "cpu") -> dict[str, Any]:
+    """Where and with what a run was produced."""
+    import lightning
+    import numpy
+    import torch
+
+    commit, dirty = _git_state()
+    gpu = torch.cuda.get_device_name(0) if accelerator != "cpu" and torch.cuda.is_available() else None
+    return {
+        "git_commit": commit, "git_dirty": dirty,
+        "python": platform.python_version(), "torch": torch.__version__, "lightning": lightning.__version__,
+        "numpy": numpy.__version__, "platform": platform.platform(), "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(), "gpu": gpu, "accelerator": accelerator, "threads": threads,
+        "device_class": device_class(accelerator),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+
+
+def device_class(accelerator: str = "cpu") -> str:
+    """Coarse machine type used to pick the exact-match vs tolerance rule in ``suite check``."""
+    return "cpu-" + platform.machine() if accelerator == "cpu" else accelerator

@@ -1,0 +1,54 @@
+"""Test-only baselines (registered through SUITE_PLUGINS) that exercise the harness's failure paths.
+
+``counter`` is a real (tiny) learner: a linear regression fitted by SGD, so its metrics depend on
+the seed and its hyperparameters in a way the determinism and check tests can see.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import torch
+
+from suite.api import RunContext, RunOutput, check_finite
+from suite.registry import register_baseline, register_env
+
+register_env("toy-a", "toy", "linear regression, 8 features")
+register_env("toy-b", "toy", "linear regression, 16 features")
+
+DEFAULTS = {"steps": 50, "lr": 0.05, "mode": "ok", "sleep": 0.0}
+
+
+@register_baseline("toy_regression", defaults=DEFAULTS, env_families=("toy",))
+def fit(ctx: RunContext) -> RunOutput:
+    """Linear regression by SGD; `mode` injects failures: crash, nan, hang, kill."""
+    hp = ctx.hparams
+    features = 8 if ctx.env == "toy-a" else 16
+    true_w = torch.linspace(-1, 1, features)
+    weights = torch.zeros(features, requires_grad=True)
+    optimizer = torch.optim.SGD([weights], lr=hp["lr"])
+    curve = []
+    for step in range(hp["steps"]):
+        x = torch.randn(32, features)
+        y = x @ true_w + 0.1 * torch.randn(32)
+        loss = ((x @ weights - y) ** 2).mean()
+        if hp["mode"] == "nan" and step == 7:
+            loss = loss * float("nan")
+        check_finite(loss, step)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        curve.append((step, loss.item()))
+        ctx.progress(step + 1, hp["steps"])
+        if hp["sleep"]:
+            time.sleep(hp["sleep"])
+        if hp["mode"] == "crash" and step == 3:
+            raise RuntimeError("injected failure")
+        if hp["mode"] == "kill" and step == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if hp["mode"] == "hang" and step == 3:
+            time.sleep(3600)
+    return RunOutput(metrics={"final_loss": curve[-1][1], "weight_error": (weights.detach() - true_w).norm().item()},
+                     curves={"loss": curve}, steps=hp["steps"], step_unit="sgd_steps")

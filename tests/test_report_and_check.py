@@ -1,0 +1,87 @@
+"""Report built from records only; `suite check` catches a changed hyperparameter; `suite compare` sees a regression."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from suite.cli import main
+from suite.report import build_report, write_benchmarks
+from suite.runner import plan_jobs
+from suite.spec import load_spec
+from suite.store import record_path, write_record
+
+
+@pytest.fixture
+def toy_results(tmp_path, toy_spec_path):
+    root = tmp_path / "results"
+    assert main(["run", str(toy_spec_path), "--profile", "smoke", "--workers", "0", "--results", str(root),
+                 "--no-report"]) == 0
+    return root
+
+
+def test_tables_and_benchmarks_come_from_records(toy_results, toy_spec_path, tmp_path):
+    spec = load_spec(toy_spec_path)
+    report = build_report(spec, "smoke", toy_results)
+    cell = report.cells[("fast", "toy-a", "weight_error")]
+    assert cell.n == 3 and cell.ci[0] <= cell.mean <= cell.ci[1]
+    assert [c.verdict for c in report.claims] == ["holds"]
+    out = write_benchmarks([spec], toy_results, tmp_path / "BENCHMARKS.md")
+    text = out.read_text()
+    assert "## Toy regression" in text and "✅ holds" in text and "| fast | 0.0" in text
+    assert (toy_results / "smoke" / "toy" / "table.csv").read_text().count("\n") == 1 + 2 * 2 * 2
+    assert (toy_results / "smoke" / "toy" / "figures" / "loss.png").stat().st_size > 10_000
+    # change a record on disk (validly re-sealed): the table follows the disk, not a cache
+    path = record_path(toy_results, plan_jobs(spec, "smoke")[0].key)
+    record = json.loads(path.read_text())
+    record["metrics"]["weight_error"] = 123.0
+    write_record(toy_results, record)
+    assert build_report(spec, "smoke", toy_results).cells[("fast", "toy-a", "weight_error")].mean > 40
+
+
+def test_check_passes_then_fails_on_changed_hyperparameter(toy_results, write_spec, capsys):
+    spec_copy = write_spec()  # identical spec: check must pass
+    assert main(["check", str(spec_copy), "--workers", "0", "--results", str(toy_results)]) == 0
+    changed = write_spec({"fast: {lr: 0.1}": "fast: {lr: 0.11}"}, name="changed.yaml")
+    capsys.readouterr()
+    assert main(["check", str(changed), "--workers", "0", "--results", str(toy_results)]) == 1
+    out = capsys.readouterr().out
+    assert "| toy | fast | toy-a | 0 | weight_error |" in out  # the changed variant's row
+    assert "| toy | slow |" not in out  # the untouched variant still matches exactly
+    assert "check FAILED" in out
+
+
+def test_check_reports_corrupt_committed_record_by_path(toy_results, toy_spec_path, capsys):
+    spec = load_spec(toy_spec_path)
+    path = record_path(toy_results, plan_jobs(spec, "smoke")[0].key)
+    path.write_text(path.read_text().replace("weight_error", "weight_errr", 1))
+    assert main(["check", str(toy_spec_path), "--workers", "0", "--results", str(toy_results)]) == 1
+    assert f"{path}: " in capsys.readouterr().err
+
+
+def test_check_update_rewrites_on_purpose(toy_results, write_spec, capsys):
+    changed = write_spec({"fast: {lr: 0.1}": "fast: {lr: 0.11}"}, name="changed.yaml")
+    assert main(["check", str(changed), "--workers", "0", "--results", str(toy_results), "--update"]) == 0
+    assert "updated" in capsys.readouterr().out
+    assert main(["check", str(changed), "--workers", "0", "--results", str(toy_results)]) == 0
+
+
+def test_compare_flags_a_worse_candidate(toy_results, tmp_path, write_spec, capsys):
+    worse = write_spec({"fast: {lr: 0.1}": "fast: {lr: 0.02}"}, name="worse.yaml")
+    b_root = tmp_path / "b"
+    assert main(["run", str(worse), "--profile", "smoke", "--workers", "0", "--results", str(b_root),
+                 "--no-report", "--seeds", "3"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(toy_results), str(b_root), str(worse), "--profile", "smoke",
+                 "--fail-on-worse", "--alpha", "0.1"]) == 1
+    out = capsys.readouterr().out
+    assert "| fast | toy-a |" in out and "| worse |" in out
+    assert "| slow | toy-a |" in out and "no significant change" in out
+
+
+def test_unknown_baseline_is_one_line_error(write_spec, capsys):
+    bad = write_spec({"baseline: toy_regression": "baseline: nope"})
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown baseline 'nope'" in err and str(bad) in err

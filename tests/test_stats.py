@@ -1,0 +1,75 @@
+"""Statistics against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from suite import stats
+
+
+def test_mean_std_by_hand():
+    values = [1.0, 2.0, 3.0, 6.0]
+    assert stats.mean(values) == 3.0
+    # sample variance: ((-2)^2 + (-1)^2 + 0 + 3^2) / 3 = 14/3
+    assert stats.std(values) == pytest.approx(math.sqrt(14 / 3))
+    assert stats.std([5.0]) == 0.0
+
+
+def test_iqm_drops_the_outer_quartiles():
+    # 8 values: trim 2 from each end -> mean of 3, 4, 5, 6 = 4.5, whatever the outliers are
+    assert stats.iqm([100.0, 3, 4, -50, 5, 6, 1000, -7]) == pytest.approx(4.5)
+    # pooled over a (runs, envs) matrix: all 8 entries together
+    assert stats.iqm(np.array([[100.0, 3], [4, -50], [5, 6], [1000, -7]])) == pytest.approx(4.5)
+
+
+def test_optimality_gap_by_hand():
+    # min(score, 1): 0.5, 1, 0.25, 1 -> mean 0.6875 -> gap 0.3125
+    assert stats.optimality_gap([0.5, 1.2, 0.25, 1.0]) == pytest.approx(0.3125)
+
+
+def test_probability_of_improvement_by_hand():
+    # x=3 beats 1 and 2 and ties 3; x=5 beats all three: 5 wins + 1 tie out of 6 pairs
+    x, y = [3.0, 5.0], [1.0, 2.0, 3.0]
+    assert stats.probability_of_improvement(x, y) == pytest.approx(5.5 / 6)
+
+
+def test_bootstrap_ci_contains_mean_and_is_reproducible():
+    values = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    low, high = stats.bootstrap_ci(values)
+    assert low < stats.mean(values) < high
+    assert (low, high) == stats.bootstrap_ci(values)  # fixed random_state
+    assert stats.bootstrap_ci([1.0]) != stats.bootstrap_ci([1.0])  # (nan, nan): no interval from one seed
+    assert stats.bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+
+
+def test_stratified_bootstrap_of_iqm_brackets_the_estimate():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(10, 3))
+    low, high = stats.stratified_bootstrap_ci(scores, stats.iqm, random_state=1)
+    assert low < stats.iqm(scores) < high
+
+
+def test_welch_one_sided_matches_hand_computation():
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0, 7.0])
+    # Welch t = (2 - 5.5) / sqrt(1/3 + (5/3)/4) = -3.5 / sqrt(0.75)
+    t, p = stats.one_sided_test(a, b, "<", "welch")
+    assert t == pytest.approx(-3.5 / math.sqrt(0.75))
+    assert 0 < p < 0.01
+    assert stats.claim_test(a, b, "<").verdict == "holds"
+    assert stats.claim_test(a, b, ">").verdict == "fails"
+    assert stats.claim_test(a, a + 0.01, "<").verdict == "inconclusive"
+
+
+def test_mann_whitney_one_sided():
+    a, b = [1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0]
+    u, p = stats.one_sided_test(a, b, "<", "mannwhitney")
+    assert u == 0.0  # no a exceeds any b
+    assert p == pytest.approx(1 / 252)  # exact: 1 / C(10, 5)
+    assert stats.claim_test(a, b, "<", "mannwhitney").verdict == "holds"
+
+
+def test_too_few_seeds_is_inconclusive():
+    assert stats.claim_test([1.0], [2.0, 3.0], "<").verdict == "inconclusive"

@@ -1,0 +1,52 @@
+"""Records: atomic, hashed, and every kind of corruption is reported by path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from suite.runner import failed_record, plan_jobs
+from suite.spec import load_spec
+from suite.store import CorruptRecord, read_record, record_path, scan, write_record
+
+
+@pytest.fixture
+def record(toy_spec_path):
+    job = plan_jobs(load_spec(toy_spec_path), "smoke")[0]
+    record = failed_record(job, "example")
+    record.update(status="ok", reason=None, metrics={"weight_error": 0.5}, curves={"loss": [[0, 1.0]]})
+    return record
+
+
+def test_round_trip_carries_provenance(tmp_path, record):
+    path = write_record(tmp_path, record)
+    assert path == record_path(tmp_path, plan_jobs(load_spec("tests/specs/toy.yaml"), "smoke")[0].key)
+    loaded = read_record(path)
+    assert loaded["metrics"] == {"weight_error": 0.5}
+    for key in ("git_commit", "git_dirty", "python", "torch", "lightning", "numpy", "cpu", "threads", "command"):
+        assert key in loaded["provenance"]
+    assert not list(path.parent.glob(".tmp-*"))  # no temp file left behind
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda text: text[: len(text) // 2], "not valid JSON"),
+    (lambda text: text.replace('"weight_error": 0.5', '"weight_error": 0.25'), "content hash mismatch"),
+    (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "metrics"}), "missing field 'metrics'"),
+    (lambda text: text.replace('"status": "ok"', '"status": "great"'), "unknown status"),
+    (lambda text: "[]", "expected a JSON object"),
+])
+def test_corrupt_record_is_reported_by_path(tmp_path, record, corrupt, message):
+    path = write_record(tmp_path, record)
+    path.write_text(corrupt(path.read_text()))
+    with pytest.raises(CorruptRecord) as error:
+        read_record(path)
+    assert str(error.value).startswith(str(path)) and message in str(error.value)
+    records, errors = scan(tmp_path, "smoke", "toy")
+    assert records == [] and errors and errors[0].startswith(str(path))
+
+
+def test_non_finite_metrics_are_stored_as_json(tmp_path, record):
+    record["metrics"] = {"a": float("nan"), "b": float("inf")}
+    loaded = read_record(write_record(tmp_path, record))
+    assert loaded["metrics"] == {"a": None, "b": 1e308}
