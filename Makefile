@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 TORCH  := $(shell grep -E '^torch==' constraints.txt)
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install install-test reproduce test lint bench myosuite clean-results
+.PHONY: install install-test reproduce test lint bench bench-save update-smoke
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -40,9 +40,24 @@ test: install-test
 lint: install-test
 	$(VENV)/bin/ruff check .
 
-## Speed benchmarks (peer ratios), compared with the stored baseline of this machine class.
+## Speed benchmarks: peer ratios asserted in-process, timings compared with the stored baseline of this
+## machine class (fails when a median is more than BENCH_FAIL slower); `make bench-save` stores a new baseline.
+MACHINE    := $(shell uname -m)-$(shell nproc 2>/dev/null || echo 1)cpu
+BENCH_DIR  := benchmarks/baselines/$(MACHINE)
+BENCH_FAIL ?= median:25%
+BENCH_ARGS := -q -p no:cacheprovider --benchmark-only --benchmark-storage=file://$(BENCH_DIR) \
+              --benchmark-columns=median,iqr,ops,rounds --benchmark-sort=name
 bench: install-test
-	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-only
+	@if ls $(BENCH_DIR)/*/0001_*.json >/dev/null 2>&1; then \
+	  $(PY) -m pytest benchmarks $(BENCH_ARGS) --benchmark-compare=0001 --benchmark-compare-fail=$(BENCH_FAIL); \
+	else \
+	  echo "no stored baseline for $(MACHINE): measuring only (make bench-save stores one)"; \
+	  $(PY) -m pytest benchmarks $(BENCH_ARGS); \
+	fi
+
+bench-save: install-test
+	rm -rf $(BENCH_DIR)
+	$(PY) -m pytest benchmarks $(BENCH_ARGS) --benchmark-save=baseline
 
 ## Rewrite committed smoke records on purpose (after an intended change of results).
 update-smoke: install

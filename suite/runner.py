@@ -7,6 +7,7 @@ directly.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -112,6 +113,8 @@ def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None =
                      progress=progress or (lambda step, total: None), accelerator=job.accelerator,
                      devices=job.devices, precision=job.precision)
     seed_everything(job.key.seed, job.threads)
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):  # no per-run banners in sweep logs
+        logging.getLogger(name).setLevel(logging.WARNING)
     start = time.perf_counter()
     try:
         output = entry.fit(ctx)
@@ -133,6 +136,10 @@ def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None =
     record["wall_time_s"] = round(wall, 3)
     if record["steps"] and wall > 0:
         record["throughput"] = round(record["steps"] / wall, 3)
+    if job.extra.get("track"):
+        from suite.tracking import log_record
+
+        log_record(record)
     return record
 
 

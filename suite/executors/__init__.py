@@ -1,0 +1,1 @@
+"""Alternative executors for sweeps (the default local worker pool lives in suite.sweep)."""
