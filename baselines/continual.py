@@ -1,0 +1,229 @@
+"""Catastrophic forgetting: fine-tuning vs L2 vs EWC (+ online EWC, SI, MAS) vs multi-task training.
+
+A task sequence (permuted / split digits or MNIST, ``suite.data.continual``) is learnt one task at a time by
+one MLP.  After each task the strategy estimates parameter importances and anchors a quadratic penalty there
+(``baselines.continual_penalties``); ``multitask`` instead trains on the union of all tasks seen so far (the
+upper bound of the lecture notes).  After every task -- and, for the Kirkpatrick Fig. 2A-style trajectory,
+after every ``eval_every`` epochs -- the model is tested on every task, giving the matrix R (row 0 = random
+init) and ACC / BWT / FWT (``suite.metrics.continual``).
+
+Training loop: ``loop: trainer`` runs one ``lightning.Trainer`` per task; ``loop: manual`` (default) runs the
+same LightningModule hooks (on_fit_start, training_step, on_after_backward, optimiser step, on_train_batch_end,
+on_train_epoch_end) in a plain Fabric-style loop.  Both give bit-identical results (tested).  Measured on
+permuted-digits-5 with EWC (1 thread, 5 tasks x 3 epochs x 42 batches of 32, MLP 64-100-100-10): 0.61 s of
+training with the manual loop vs 1.13 s with a Trainer per task -- the Trainer's per-task setup and per-step
+hook/logging machinery cost more than the sub-millisecond steps themselves, so the manual loop is the default.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from baselines.continual_penalties import STRATEGIES, make_strategy
+from suite.api import RunContext, RunOutput, Throttle, check_finite
+from suite.data.continual import Batches, TaskStream, make_stream, protocol
+from suite.metrics import continual as cm
+from suite.metrics.fisher import masked_logits
+from suite.registry import register_baseline
+
+DEFAULTS: dict[str, Any] = {
+    "strategy": "ewc",          # one of STRATEGIES
+    "lam": 100.0,               # EWC / online EWC / L2 / MAS penalty strength (lambda)
+    "fisher": "empirical",      # empirical (data labels) | true (labels sampled from the model)
+    "fisher_samples": 0,        # samples of the task used for the Fisher / MAS importance; 0 = all
+    "gamma": 1.0,               # online EWC decay of the accumulated Fisher
+    "c": 0.1,                   # SI penalty strength
+    "xi": 0.1,                  # SI damping
+    "hidden": None,             # hidden widths; None = the env's protocol
+    "lr": None,                 # SGD learning rate; None = the env's protocol
+    "optimizer": None,          # sgd | adam (fresh state per task); None = the env's protocol
+    "momentum": None,           # SGD momentum; None = the env's protocol
+    "batch_size": None,         # None = the env's protocol
+    "epochs": None,             # epochs per task (over the union for multitask); None = the env's protocol
+    "eval_every": 1,            # epochs between trajectory evaluations on all tasks (0 = only after tasks)
+    "loop": "manual",           # manual | trainer (see module docstring)
+}
+
+
+class ContinualMLP(L.LightningModule):
+    """MLP with one (masked) output layer, trained on a task sequence with a quadratic-penalty strategy."""
+
+    def __init__(self, in_features: int, n_outputs: int, hidden: list[int], strategy: str = "ewc",
+                 lam: float = 100.0, fisher: str = "empirical", gamma: float = 1.0, c: float = 0.1,
+                 xi: float = 0.1, lr: float = 0.05, momentum: float = 0.0, optimizer: str = "sgd") -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        widths = [in_features, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(widths[-1], n_outputs))
+        self.importance, self.penalty = make_strategy(strategy, lam=lam, fisher=fisher, gamma=gamma, c=c, xi=xi)
+        self.epoch_end_hook = None  # set by fit: trajectory evaluation
+        self.steps_done = 0
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        return masked_logits(self.net(x), mask)
+
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor | None], batch_idx: int) -> Tensor:
+        x, y, mask = batch
+        loss = F.cross_entropy(self(x, mask), y)
+        check_finite(loss, self.steps_done)
+        self.steps_done += 1
+        return loss
+
+    def on_after_backward(self) -> None:
+        self.importance.after_backward(self.net)
+        if self.penalty is not None:
+            self.penalty.add_grad(self.net)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.importance.after_step(self.net)
+
+    def on_train_epoch_end(self) -> None:
+        if self.epoch_end_hook is not None:
+            self.epoch_end_hook()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.hparams.optimizer == "adam":
+            return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        if self.hparams.optimizer != "sgd":
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.hparams.optimizer!r}")
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.momentum)
+
+    def on_fit_start(self) -> None:
+        self.importance.begin_task(self.net)
+
+    def consolidate(self, x: Tensor, y: Tensor, mask: Tensor | None, generator: torch.Generator) -> None:
+        """End of a task: estimate importances on its data and anchor the penalty at the current weights."""
+        if self.penalty is not None:
+            self.penalty.consolidate(self.net, self.importance.estimate(self.net, x, y, mask, generator))
+
+
+def train_task_manual(module: ContinualMLP, batches: Batches, epochs: int) -> None:
+    """One task with the module's Lightning hooks called in the order ``Trainer.fit`` calls them."""
+    module.train()
+    optimizer = module.configure_optimizers()
+    module.on_fit_start()
+    device = module.device
+    for _ in range(epochs):
+        for i, batch in enumerate(batches):
+            batch = tuple(None if b is None else b.to(device) for b in batch)
+            optimizer.zero_grad(set_to_none=False)
+            module.training_step(batch, i).backward()
+            module.on_after_backward()
+            optimizer.step()
+            module.on_train_batch_end(None, batch, i)
+        module.on_train_epoch_end()
+
+
+def train_task_trainer(module: ContinualMLP, batches: Batches, epochs: int, ctx: RunContext) -> None:
+    trainer = L.Trainer(**ctx.trainer_kwargs(max_epochs=epochs, num_sanity_val_steps=0, limit_val_batches=0))
+    trainer.fit(module, train_dataloaders=batches)
+
+
+@torch.no_grad()
+def evaluate(module: ContinualMLP, stream: TaskStream, trained: int, chunk: int = 4096) -> list[float]:
+    """Test accuracy on every task of the stream after ``trained`` tasks (0-indexed; -1 = untrained)."""
+    was_training = module.training
+    module.eval()
+    accs = []
+    for j, task in enumerate(stream.tasks):
+        mask = stream.active(trained, j)
+        mask = None if mask is None else mask.to(module.device)
+        correct = 0
+        for s in range(0, len(task.y_test), chunk):
+            logits = module(task.inputs(task.x_test[s:s + chunk]).to(module.device), mask)
+            correct += int((logits.argmax(1).cpu() == task.y_test[s:s + chunk]).sum())
+        accs.append(correct / len(task.y_test))
+    module.train(was_training)
+    return accs
+
+
+def resolve(hparams: dict[str, Any], env: str) -> dict[str, Any]:
+    """Hyperparameters with the env's protocol filled in where the spec left None."""
+    recipe = protocol(env)
+    return {k: (recipe[k] if v is None and k in recipe else v) for k, v in hparams.items()}
+
+
+@register_baseline("continual", defaults=DEFAULTS, env_families=("continual",), module_class=ContinualMLP)
+def fit(ctx: RunContext) -> RunOutput:
+    """Sequential training over a task stream with a continual-learning strategy; R matrix and ACC/BWT/FWT."""
+    hp = resolve(ctx.hparams, ctx.env)
+    if hp["strategy"] not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {hp['strategy']!r}")
+    if hp["loop"] not in ("manual", "trainer"):
+        raise ValueError(f"loop must be 'manual' or 'trainer', got {hp['loop']!r}")
+    stream = make_stream(ctx.env)
+    n_tasks, epochs = len(stream.tasks), int(hp["epochs"])
+    module = ContinualMLP(stream.in_features, stream.n_outputs, list(hp["hidden"]), hp["strategy"], hp["lam"],
+                          hp["fisher"], hp["gamma"], hp["c"], hp["xi"], hp["lr"], hp["momentum"],
+                          hp["optimizer"])
+    if ctx.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        module.to("cuda")  # the manual loop moves batches; the stream stays on the host
+    device = module.device
+    # Data order and Fisher label samples get their own generators: independent of model-init RNG draws.
+    order_gen = torch.Generator().manual_seed(ctx.seed)
+    fisher_gen = torch.Generator().manual_seed(ctx.seed + 1_000_003)
+    progress = Throttle(ctx.progress)
+
+    r = [evaluate(module, stream, -1)]
+    trajectory_x: list[float] = [0.0]
+    trajectory: list[list[float]] = [r[0]]
+    state = {"task": 0, "epoch": 0}
+
+    def on_epoch_end() -> None:
+        state["epoch"] += 1
+        progress(state["task"] * epochs + state["epoch"], n_tasks * epochs)
+        if hp["eval_every"] and state["epoch"] % hp["eval_every"] == 0 and state["epoch"] < epochs:
+            trajectory_x.append(state["task"] + state["epoch"] / epochs)
+            trajectory.append(evaluate(module, stream, state["task"]))
+
+    module.epoch_end_hook = on_epoch_end
+    samples, t_train, t_importance = 0, 0.0, 0.0
+    for t, task in enumerate(stream.tasks):
+        state.update(task=t, epoch=0)
+        seen = list(range(t + 1)) if hp["strategy"] == "multitask" else [t]
+        batches = Batches(stream, seen, int(hp["batch_size"]), order_gen, trained=t)
+        start = time.perf_counter()
+        if hp["loop"] == "trainer":
+            train_task_trainer(module, batches, epochs, ctx)
+        else:
+            train_task_manual(module, batches, epochs)
+        t_train += time.perf_counter() - start
+        samples += epochs * len(batches.owner)
+
+        start = time.perf_counter()
+        keep = slice(None) if not hp["fisher_samples"] else slice(0, int(hp["fisher_samples"]))
+        mask = stream.active(t, t)
+        module.consolidate(task.inputs(task.x_train[keep]).to(device), task.y_train[keep].to(device),
+                           None if mask is None else mask.to(device), fisher_gen)
+        t_importance += time.perf_counter() - start
+
+        r.append(evaluate(module, stream, t))
+        trajectory_x.append(t + 1.0)
+        trajectory.append(r[-1])
+
+    metrics = cm.summary(r)
+    seen_acc = cm.seen_task_accuracy(r)
+    curves = {
+        "seen_task_acc": [(float(i + 1), a) for i, a in enumerate(seen_acc)],
+        "task1_acc": [(float(i), row[0]) for i, row in enumerate(r)],
+    }
+    effective = {k: hp[k] for k in ("hidden", "optimizer", "lr", "momentum", "batch_size", "epochs")}
+    extras = {
+        "R": r,
+        "task_names": [task.name for task in stream.tasks],
+        "trajectory": {"x": trajectory_x, "acc": trajectory},
+        "forgetting_curves": cm.forgetting_curves(r),
+        "effective_hparams": effective,
+        "time_s": {"train": t_train, "importance": t_importance},
+        "final_penalty": module.penalty.value(module.net) if module.penalty is not None else 0.0,
+    }
+    return RunOutput(metrics=metrics, curves=curves, steps=samples, step_unit="samples", extras=extras)
