@@ -17,7 +17,7 @@ from suite.stats import claim_test
 class ClaimOutcome:
     id: str
     text: str
-    verdict: str                       # holds | fails | inconclusive
+    verdict: str                       # holds | fails | inconclusive | not run
     detail: str
     checks: list[dict[str, Any]] = field(default_factory=list)
 
@@ -48,8 +48,12 @@ def evaluate_claim(spec: TaskSpec, profile: str, claim: Claim, records: list[dic
                                                      spec.metric.higher_is_better)
         return ClaimOutcome(claim.id, claim.text, result["verdict"], result.get("detail", ""), [result])
     if not envs:
-        return ClaimOutcome(claim.id, claim.text, "inconclusive", "none of the claim's envs is in this profile")
+        return ClaimOutcome(claim.id, claim.text, "not run", "none of the claim's envs is in this profile")
     assert claim.lhs is not None and claim.rhs is not None
+    missing = [v for v in (*claim.lhs.variants, *claim.rhs.variants) if v not in spec.profiles[profile].variants]
+    if missing:
+        return ClaimOutcome(claim.id, claim.text, "not run", f"variants not in the `{profile}` profile: "
+                            + ", ".join(dict.fromkeys(missing)))
     values = per_seed_values(records)
     checks = []
     for env in envs:

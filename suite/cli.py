@@ -55,6 +55,8 @@ def _jobs(args: argparse.Namespace, specs: list[TaskSpec]):
             raise SpecError(f"{spec.path}: profiles: no profile {args.profile!r}; has {', '.join(spec.profiles)}")
         jobs[spec.name] = plan_jobs(spec, args.profile, args.seeds, args.threads, args.accelerator, args.devices,
                                     args.precision, _split(args.variants), _split(args.envs))
+        if spec.profiles[args.profile].skip:
+            print(f"skipping {spec.name} under `{args.profile}`: {spec.profiles[args.profile].skip}", file=sys.stderr)
     return jobs
 
 

@@ -166,7 +166,7 @@ def reference_tables(spec: TaskSpec, shown_envs: tuple[str, ...]) -> str:
 
 
 def claims_block(claims: list[ClaimOutcome]) -> str:
-    marks = {"holds": "✅ holds", "fails": "❌ fails", "inconclusive": "❔ inconclusive"}
+    marks = {"holds": "✅ holds", "fails": "❌ fails", "inconclusive": "❔ inconclusive", "not run": "➖ not run"}
     return "\n".join(f"- **{marks[c.verdict]}** — {c.text} `[{c.id}]`  \n  {c.detail}" for c in claims) + "\n"
 
 
@@ -203,7 +203,12 @@ def task_section(report: TaskReport, relative_to: Path, heading: str = "##") -> 
     if spec.protocol:
         parts += [spec.protocol.strip(), ""]
     if not report.records:
-        parts += [f"No records yet: run `suite run {spec.path.as_posix()} --profile {report.profile}`.", ""]
+        skipped = [f"`{p.name}`: {p.skip}" for p in spec.profiles.values() if p.skip]
+        parts += [f"No records yet: run `suite run {spec.path.as_posix()} --profile {report.profile}`."
+                  + (" Not runnable here — " + "; ".join(skipped) if skipped else ""), ""]
+        refs = reference_tables(spec, ())
+        if refs:
+            parts += ["Paper tables:", "", refs]
         return "\n".join(parts)
     for error in report.errors:
         parts.append(f"> ⚠ corrupt record ignored: {error}")

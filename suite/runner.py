@@ -49,7 +49,9 @@ def plan_jobs(spec: TaskSpec, profile: str, seeds: int | None = None, threads: i
               variants: list[str] | None = None, envs: list[str] | None = None) -> list[Job]:
     """Every (variant, env, seed) of ``spec`` under ``profile``, optionally narrowed."""
     chosen = spec.profiles[profile]
-    jobs = []
+    jobs: list[Job] = []
+    if chosen.skip:
+        return jobs
     for variant in chosen.variants:
         if variants and variant not in variants:
             continue

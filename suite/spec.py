@@ -39,6 +39,7 @@ class Profile:
     variants: tuple[str, ...]
     params: dict[str, Any]
     timeout: float
+    skip: str | None = None  # why this profile cannot run (e.g. data that cannot ship); planned runs: none
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,8 @@ def _profiles(reader: _Reader, raw: Any, variants: dict[str, Variant], envs: tup
     profiles = {}
     for name, body in raw.items():
         where = f"profiles.{name}"
-        body = reader.mapping(body, where, ("seeds", "envs", "variants", "params", "timeout"), ("seeds",))
+        body = reader.mapping(body, where, ("seeds", "envs", "variants", "params", "timeout", "skip"), ("seeds",))
+        skip = reader.typed(body["skip"], f"{where}.skip", str, "a reason") if "skip" in body else None
         seeds = reader.typed(body["seeds"], f"{where}.seeds", int, "an int")
         if seeds < 1:
             raise reader.fail(f"{where}.seeds", f"expected at least 1, got {seeds}")
@@ -308,7 +310,7 @@ def _profiles(reader: _Reader, raw: Any, variants: dict[str, Variant], envs: tup
                 raise reader.fail(f"{where}.params.{key}", f"no variant's baseline has this hyperparameter; "
                                   f"valid: {', '.join(sorted(known))}")
         timeout = reader.typed(body.get("timeout", 3600), f"{where}.timeout", (int, float), "seconds")
-        profiles[name] = Profile(name, seeds, profile_envs, chosen, dict(params), float(timeout))
+        profiles[name] = Profile(name, seeds, profile_envs, chosen, dict(params), float(timeout), skip)
     return profiles
 
 

@@ -150,8 +150,19 @@ def scan(root: Path, profile: str, task: str) -> tuple[list[dict[str, Any]], lis
     return records, errors
 
 
+GIT_ENV = ("SUITE_GIT_COMMIT", "SUITE_GIT_DIRTY")
+
+
+def pin_git_state() -> None:
+    """Fix the commit/dirty state for this process and its workers: the code a sweep runs is the code at launch."""
+    commit, dirty = _git_state()
+    os.environ[GIT_ENV[0]], os.environ[GIT_ENV[1]] = commit, "1" if dirty else "0"
+
+
 @functools.lru_cache(maxsize=1)
 def _git_state() -> tuple[str, bool]:
+    if os.environ.get(GIT_ENV[0]):
+        return os.environ[GIT_ENV[0]], os.environ.get(GIT_ENV[1]) == "1"
     here = Path(__file__).resolve().parent.parent
     try:
         result = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=here, capture_output=True,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.runner import Job, failed_record, run_one
-from suite.store import CorruptRecord, read_record, record_path, write_record
+from suite.store import CorruptRecord, pin_git_state, read_record, record_path, write_record
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 RESUMABLE = ("ok", "diverged")  # deterministic outcomes; `failed` (crash, timeout) is retried
@@ -213,6 +213,7 @@ def run_sweep(jobs: list[Job], root: Path, workers: int, force: bool = False,
     """Run whatever of ``jobs`` has no valid record yet (all with ``force``); see :class:`SweepSummary`."""
     from suite.progress import SweepReporter
 
+    pin_git_state()
     todo, skipped, corrupt = pending(jobs, root, force)
     summary = SweepSummary(skipped=skipped, corrupt=corrupt)
     reporter = reporter or SweepReporter()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.runner import Job, failed_record, run_one
-from suite.store import read_record, write_record
+from suite.store import GIT_ENV, pin_git_state, read_record, write_record
 from suite.sweep import THREAD_ENV, SweepSummary, pending
 
 
@@ -35,6 +35,7 @@ def run_sweep_ray(jobs: list[Job], root: Path, force: bool = False, address: str
         raise RuntimeError("the ray executor needs the [ray] extra: pip install -e '.[ray]'") from None
     from suite.progress import SweepReporter
 
+    pin_git_state()
     todo, skipped, corrupt = pending(jobs, root, force)
     summary = SweepSummary(skipped=skipped, corrupt=corrupt)
     reporter = reporter or SweepReporter()
@@ -47,7 +48,7 @@ def run_sweep_ray(jobs: list[Job], root: Path, force: bool = False, address: str
     threads = todo[0].threads
     env_vars = {name: str(threads) for name in THREAD_ENV}
     env_vars["PYTHONHASHSEED"] = os.environ.get("PYTHONHASHSEED", "0")
-    for name in ("SUITE_PLUGINS", "PYTHONPATH", "SUITE_DATA", "WANDB_MODE"):
+    for name in ("SUITE_PLUGINS", "PYTHONPATH", "SUITE_DATA", "WANDB_MODE", *GIT_ENV):
         if os.environ.get(name):
             env_vars[name] = os.environ[name]
     started_here = not ray.is_initialized()

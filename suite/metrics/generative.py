@@ -1,0 +1,400 @@
+"""Sample-quality metrics of generative models: FID, Inception Score and KID through torchmetrics.
+
+The metrics are torchmetrics' ``FrechetInceptionDistance``, ``InceptionScore`` and ``KernelInceptionDistance``
+with a custom ``feature=`` module, so the core install needs neither torchvision nor torch-fidelity:
+
+- ``digits``: a small conv classifier trained deterministically on the digits train split and cached with a
+  sha256 checksum under ``data_root()/feature_extractors/``.  FID/KID use its 64-d penultimate layer (the role of
+  Inception's 2048-d pool3), IS its 10 logits.  Values are therefore *not* comparable with published
+  Inception-based numbers; rankings and spreads are.
+- ``points2d`` (Gaussian mixtures): FID/KID on the raw 2-D points, IS on the Bayes posterior over the mixture's
+  modes, plus mode coverage (``modes_hit``, ``high_quality_fraction``).
+- ``paper`` images (MNIST / Fashion-MNIST / CIFAR-10): the standard 2048-d Inception features, needing the
+  optional extra ``torchmetrics[image]`` and the FID Inception weights (``pt_inception-2015-12-05-6726825d.pth``)
+  in ``data_root()/feature_extractors/``; their absence is one clear error.
+
+torchmetrics traps handled here: a custom module needs ``num_features`` (else a dummy ``input_img_size`` forward);
+``normalize=True`` casts images to uint8 (``InceptionScore`` does so even for custom modules), so custom modules
+get float images with ``normalize=False``; KID's ``subset_size`` may not exceed either sample count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from suite.registry import register_claim_checker
+
+DIGITS_EXTRACTOR = "digits-classifier-v1"
+INCEPTION_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
+_DIGITS_RECIPE = dict(epochs=40, batch_size=64, lr=1e-3, seed=0)
+
+
+# --------------------------------------------------------------------------------------------- feature extractors
+class DigitsClassifier(nn.Module):
+    """8x8 digits -> 10 logits; ``features`` is the 64-d penultimate layer used for FID/KID."""
+
+    num_features = 64
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(64 * 4 * 4, self.num_features), nn.ReLU(),
+        )
+        self.classifier = nn.Linear(self.num_features, 10)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x.float().reshape(-1, 1, 8, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class FeatureHead(nn.Module):
+    """Frozen view of a classifier for torchmetrics: ``output='features'`` (FID/KID) or ``'logits'`` (IS)."""
+
+    def __init__(self, classifier: DigitsClassifier, output: str) -> None:
+        super().__init__()
+        self.classifier = classifier.eval().requires_grad_(False)
+        self.output = output
+        self.num_features = classifier.num_features if output == "features" else 10
+
+    def train(self, mode: bool = True) -> FeatureHead:  # torchmetrics may call .train(); keep BN-free net frozen
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier.features(x) if self.output == "features" else self.classifier(x)
+
+
+class PointFeatures(nn.Module):
+    """Identity features of 2-D points (FID/KID) or the mixture's log-posterior over modes (IS)."""
+
+    def __init__(self, centers: torch.Tensor | None = None, std: float = 1.0) -> None:
+        super().__init__()
+        self.register_buffer("centers", centers if centers is not None else torch.zeros(0, 2))
+        self.std = std
+        self.num_features = 2 if centers is None else len(centers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float().reshape(-1, 2)
+        if self.centers.numel() == 0:
+            return x
+        logits = -torch.cdist(x, self.centers).square() / (2 * self.std**2)
+        # floor at e^-50 of the top mode: an exactly-zero class probability makes torchmetrics' IS log(0) -> NaN
+        return (logits - logits.max(dim=1, keepdim=True).values).clamp_min(-50.0)
+
+
+def _feature_dir() -> Path:
+    from suite.data.download import data_root
+
+    return data_root() / "feature_extractors"
+
+
+def train_digits_classifier() -> tuple[DigitsClassifier, float]:
+    """Train the digits feature extractor from scratch (deterministic: fixed seed, 1 thread); returns (net, test acc).
+
+    Runs inside ``fork_rng`` so training it (or not, when cached) leaves the caller's RNG state untouched.
+    """
+    from suite.data.digits import load_digits_split
+
+    x_train, y_train, x_test, y_test = load_digits_split()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_DIGITS_RECIPE["seed"])
+            net = DigitsClassifier()
+            optimizer = torch.optim.Adam(net.parameters(), lr=_DIGITS_RECIPE["lr"])
+            batch = _DIGITS_RECIPE["batch_size"]
+            for _ in range(_DIGITS_RECIPE["epochs"]):
+                order = torch.randperm(len(x_train))
+                for start in range(0, len(order), batch):
+                    index = order[start:start + batch]
+                    # light shift augmentation keeps features meaningful on imperfect generated digits
+                    images = torch.roll(x_train[index], shifts=tuple(torch.randint(-1, 2, (2,)).tolist()), dims=(1, 2))
+                    loss = nn.functional.cross_entropy(net(images), y_train[index])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+            net.eval()
+            with torch.no_grad():
+                accuracy = (net(x_test).argmax(1) == y_test).float().mean().item()
+    finally:
+        torch.set_num_threads(threads)
+    return net, accuracy
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def load_digits_classifier() -> tuple[DigitsClassifier, dict[str, Any]]:
+    """The cached digits classifier and its card ``{name, sha256, test_accuracy, recipe}``; trains it if absent.
+
+    The weights file is verified against the sha256 in its card; a mismatch or a different recipe retrains.
+    """
+    folder = _feature_dir()
+    weights, card_path = folder / f"{DIGITS_EXTRACTOR}.pt", folder / f"{DIGITS_EXTRACTOR}.json"
+    if weights.exists() and card_path.exists():
+        card = json.loads(card_path.read_text())
+        if card.get("recipe") == _DIGITS_RECIPE and card.get("sha256") == _sha256(weights):
+            with torch.random.fork_rng(devices=[]):  # the random init is overwritten; keep the caller's RNG intact
+                net = DigitsClassifier()
+            net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            return net.eval(), card
+    net, accuracy = train_digits_classifier()
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(weights, lambda path: torch.save(net.state_dict(), path))
+    card = dict(name=DIGITS_EXTRACTOR, sha256=_sha256(weights), test_accuracy=accuracy, recipe=_DIGITS_RECIPE)
+    _atomic_write(card_path, lambda path: Path(path).write_text(json.dumps(card, indent=1)))
+    return net, card
+
+
+def _atomic_write(target: Path, write: Any) -> None:
+    handle, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    os.close(handle)
+    write(tmp)
+    os.replace(tmp, target)
+
+
+def _inception_kwargs() -> dict[str, Any]:
+    """torchmetrics' Inception setup for the ``paper`` profile, or one error naming what to install / place."""
+    from torchmetrics.utilities.imports import _TORCH_FIDELITY_AVAILABLE
+
+    if not _TORCH_FIDELITY_AVAILABLE:
+        raise RuntimeError("Inception FID/IS/KID need the optional extra: pip install 'torchmetrics[image]' "
+                           "(torch-fidelity + torchvision; not installable on the CPU-only dev machines)")
+    weights = _feature_dir() / INCEPTION_WEIGHTS
+    if not weights.exists():
+        raise RuntimeError(f"Inception weights missing: place {INCEPTION_WEIGHTS} (torch-fidelity's FID Inception, "
+                           f"github.com/toshas/torch-fidelity releases) in {weights.parent}/ or set SUITE_DATA")
+    return dict(feature_extractor_weights_path=str(weights))
+
+
+# ----------------------------------------------------------------------------------------------------- metrics
+def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
+    """||mu1-mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^1/2), in float64.
+
+    S1 S2 is similar to the symmetric PSD matrix L^T S2 L (S1 = L L^T, Cholesky), so tr((S1 S2)^1/2) is the sum
+    of square roots of its eigenvalues: one Cholesky, two matmuls and a values-only symmetric ``eigvalsh``,
+    instead of torchmetrics' general non-symmetric ``eigvals(S1 @ S2)`` (fewer flops, and real-valued).  When S1
+    is singular (fewer samples than features, dead ReLU units) L comes from S1's eigendecomposition instead.
+    """
+    mu1, mu2, sigma1, sigma2 = (t.double() for t in (mu1, mu2, sigma1, sigma2))
+    factor, info = torch.linalg.cholesky_ex(sigma1)
+    if int(info) != 0:
+        values, vectors = torch.linalg.eigh(sigma1)
+        factor = vectors * values.clamp_min(0).sqrt()
+    inner = torch.linalg.eigvalsh(factor.T @ sigma2 @ factor).clamp_min(0).sqrt().sum()
+    return (mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * inner
+
+
+class FrechetDistance(FrechetInceptionDistance):
+    """torchmetrics FID (same streaming feature statistics) whose ``compute`` uses :func:`frechet_distance`."""
+
+    def compute(self) -> torch.Tensor:
+        n_real, n_fake = self.real_features_num_samples, self.fake_features_num_samples
+        if n_real < 2 or n_fake < 2:
+            raise RuntimeError("FID needs at least two real and two fake samples")
+        mean_real, mean_fake = self.real_features_sum / n_real, self.fake_features_sum / n_fake
+        cov_real = (self.real_features_cov_sum - n_real * torch.outer(mean_real, mean_real)) / (n_real - 1)
+        cov_fake = (self.fake_features_cov_sum - n_fake * torch.outer(mean_fake, mean_fake)) / (n_fake - 1)
+        return frechet_distance(mean_real, cov_real, mean_fake, cov_fake)
+
+
+class GenerativeEvaluator:
+    """FID / IS / KID (+ mode coverage for mixtures) of samples against a fixed real set.
+
+    The real set's feature statistics are computed once (``reset_real_features=False``) and reused for every
+    evaluation of a run.  KID's and IS's random subsets come from a fixed seed inside ``fork_rng`` so the metric
+    values do not depend on how much randomness training consumed.
+    """
+
+    def __init__(self, data: Any, kid_subset_size: int = 1000, kid_subsets: int = 100, is_splits: int = 10,
+                 batch_size: int = 1000) -> None:
+        self.data = data
+        self.kid_subset_size, self.kid_subsets, self.is_splits, self.batch_size = (
+            kid_subset_size, kid_subsets, is_splits, batch_size)
+        if not data.is_image:
+            features, logits = PointFeatures(), PointFeatures(data.centers, data.std)
+            self.info = dict(feature_extractor="identity-2d+mixture-posterior", feature_extractor_accuracy=None)
+        elif data.name == "digits":
+            net, card = load_digits_classifier()
+            features, logits = FeatureHead(net, "features"), FeatureHead(net, "logits")
+            self.info = dict(feature_extractor=card["name"], feature_extractor_accuracy=card["test_accuracy"],
+                             feature_extractor_sha256=card["sha256"])
+        else:
+            features = logits = None
+            self.info = dict(feature_extractor="inception-v3-compat-2048", feature_extractor_accuracy=None)
+        self._features, self._logits = features, logits
+        if features is not None:
+            self.fid = FrechetDistance(feature=features, reset_real_features=False, normalize=False)
+        else:
+            self.fid = FrechetDistance(feature=2048, reset_real_features=False, normalize=True, **_inception_kwargs())
+        for chunk in self._chunks(data.eval_real):
+            self.fid.update(chunk, real=True)
+        self.info["num_real"] = len(data.eval_real)
+
+    def _chunks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self._features is None and x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)  # grayscale -> RGB for Inception
+        return list(torch.split(x, self.batch_size))
+
+    @torch.no_grad()
+    def __call__(self, samples: torch.Tensor, fid_only: bool = False) -> dict[str, float]:
+        """Metrics of ``samples`` (same layout as the data) against the held-out real set."""
+        samples = samples.detach().float()
+        self.fid.reset()
+        chunks = self._chunks(samples)
+        for chunk in chunks:
+            self.fid.update(chunk, real=False)
+        out = {"fid": float(self.fid.compute())}
+        if fid_only:
+            return out
+        subset = min(self.kid_subset_size, len(samples), len(self.data.eval_real))
+        custom = self._features is not None
+        kw_is = dict(feature=self._logits, normalize=False) if custom else dict(normalize=True, **_inception_kwargs())
+        kw_kid = dict(feature=self._features, normalize=False) if custom else dict(normalize=True,
+                                                                                  **_inception_kwargs())
+        inception = InceptionScore(splits=self.is_splits, **kw_is)
+        kid = KernelInceptionDistance(subsets=self.kid_subsets, subset_size=subset, **kw_kid)
+        for chunk in self._chunks(self.data.eval_real):
+            kid.update(chunk, real=True)
+        for chunk in chunks:
+            inception.update(chunk)
+            kid.update(chunk, real=False)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            out["inception_score"] = float(inception.compute()[0])
+            out["kid"] = float(kid.compute()[0])
+        if not self.data.is_image:
+            out.update(mode_coverage(samples, self.data.centers, self.data.std))
+        return out
+
+
+def mode_coverage(samples: torch.Tensor, centers: torch.Tensor, std: float, min_share: float = 0.25
+                  ) -> dict[str, float]:
+    """Mode coverage of 2-D samples (Srivastava et al. 2017): a sample is *high quality* within 3 sigma of its
+    nearest mode; a mode is *hit* when it holds at least ``min_share`` of its fair share (n / K) of HQ samples.
+
+    ``modes_covered`` applies the same share test to all samples by nearest mode, without the 3-sigma quality
+    cut: it separates mode collapse (few modes covered) from imprecise samples (modes covered but not hit).
+    """
+    distance, nearest = torch.cdist(samples.reshape(-1, 2).float(), centers).min(dim=1)
+    good = distance <= 3 * std
+    threshold = max(1.0, min_share * len(samples) / len(centers))
+    hit = torch.bincount(nearest[good], minlength=len(centers)) >= threshold
+    covered = torch.bincount(nearest, minlength=len(centers)) >= threshold
+    return {"modes_hit": float(hit.sum()), "modes_covered": float(covered.sum()),
+            "high_quality_fraction": float(good.float().mean())}
+
+
+# ------------------------------------------------------------------------------------------------ claim checkers
+def _values_by_variant(records: list[dict], metric: str) -> dict[str, dict[str, np.ndarray]]:
+    """env -> variant -> metric values of the ok runs (every hyperparameter setting and seed)."""
+    table: dict[str, dict[str, list[float]]] = {}
+    for record in records:
+        value = record.get("metrics", {}).get(metric)
+        if record.get("status") == "ok" and value is not None and np.isfinite(value):
+            table.setdefault(record["env"], {}).setdefault(record["variant"], []).append(float(value))
+    return {env: {v: np.asarray(x) for v, x in by.items()} for env, by in table.items()}
+
+
+def _iqr(values: np.ndarray) -> float:
+    low, high = np.percentile(values, [25, 75])
+    return float(high - low)
+
+
+def _bootstrap_verdict(groups: dict[str, np.ndarray], statistic: Any, alpha: float, reps: int = 2000,
+                       min_size: int = 3) -> tuple[str, float, float]:
+    """Verdict of ``statistic(groups) > 0`` by resampling each group's runs: holds if it is > 0 in at least
+    1 - alpha of the resamples, fails if in at most alpha, inconclusive otherwise (or with < min_size runs)."""
+    observed = float(statistic(groups))
+    if any(len(v) < min_size for v in groups.values()):
+        return "inconclusive", observed, float("nan")
+    rng = np.random.default_rng(0)
+    hits = sum(statistic({k: rng.choice(v, len(v)) for k, v in groups.items()}) > 0 for _ in range(reps))
+    share = hits / reps
+    return ("holds" if share >= 1 - alpha else "fails" if share <= alpha else "inconclusive"), observed, share
+
+
+def _per_env(records: list[dict], metric: str, names: list[str], statistic: Any, alpha: float,
+             what: str, envs: list[str] | None = None) -> dict[str, Any]:
+    verdicts, details, stats = [], [], []
+    table = _values_by_variant(records, metric)
+    for env in envs if envs is not None else sorted(table):
+        by_variant = table.get(env, {})
+        missing = [n for n in names if n not in by_variant]
+        if missing:
+            verdicts.append("inconclusive")
+            details.append(f"{env}: no ok runs of {', '.join(missing)}")
+            continue
+        verdict, observed, share = _bootstrap_verdict({n: by_variant[n] for n in names}, statistic, alpha)
+        verdicts.append(verdict)
+        stats.append(observed)
+        details.append(f"{env}: {what} = {observed:.4g} (>0 in {share:.0%} of bootstrap resamples) -> {verdict}")
+    overall = ("holds" if verdicts and all(v == "holds" for v in verdicts)
+               else "fails" if "fails" in verdicts else "inconclusive")
+    return dict(verdict=overall, statistic=float(np.min(stats)) if stats else float("nan"), detail="; ".join(details))
+
+
+def _best(values: np.ndarray, higher_is_better: bool) -> float:
+    return float(values.max() if higher_is_better else values.min())
+
+
+@register_claim_checker("spread_exceeds_best_gap")
+def spread_exceeds_best_gap(claim_args: dict, records: list[dict], metric: str, higher_is_better: bool) -> dict:
+    """Lucic et al.: the spread over hyperparameters within a model (median over ``variants`` of the IQR of the
+    metric over all settings x seeds) exceeds the spread between the models' best values (max - min of bests).
+    statistic = median IQR - range of bests."""
+    names = list(claim_args["variants"])
+
+    def statistic(groups: dict[str, np.ndarray]) -> float:
+        bests = [_best(v, higher_is_better) for v in groups.values()]
+        return float(np.median([_iqr(v) for v in groups.values()]) - (max(bests) - min(bests)))
+
+    return _per_env(records, metric, names, statistic, claim_args.get("alpha", 0.05), "median IQR - range of bests",
+                    claim_args.get("envs"))
+
+
+@register_claim_checker("best_worse_than")
+def best_worse_than(claim_args: dict, records: list[dict], metric: str, higher_is_better: bool) -> dict:
+    """The best run of ``lhs`` (over settings x seeds) is worse than the best run among ``rhs`` variants.
+    statistic = how much worse (in the metric's units, positive = worse)."""
+    lhs, rhs = claim_args["lhs"], list(claim_args["rhs"])
+    sign = -1.0 if higher_is_better else 1.0
+
+    def statistic(groups: dict[str, np.ndarray]) -> float:
+        best_rhs = min(sign * _best(groups[n], higher_is_better) for n in rhs)
+        return sign * _best(groups[lhs], higher_is_better) - best_rhs
+
+    return _per_env(records, metric, [lhs, *rhs], statistic, claim_args.get("alpha", 0.05), "best gap",
+                    claim_args.get("envs"))
+
+
+@register_claim_checker("spread_narrower_than")
+def spread_narrower_than(claim_args: dict, records: list[dict], metric: str, higher_is_better: bool) -> dict:
+    """The IQR of ``lhs``'s metric over settings x seeds is narrower than the median IQR of the ``rhs`` variants.
+    statistic = median rhs IQR - lhs IQR."""
+    lhs, rhs = claim_args["lhs"], list(claim_args["rhs"])
+
+    def statistic(groups: dict[str, np.ndarray]) -> float:
+        return float(np.median([_iqr(groups[n]) for n in rhs]) - _iqr(groups[lhs]))
+
+    return _per_env(records, metric, [lhs, *rhs], statistic, claim_args.get("alpha", 0.05), "IQR gap",
+                    claim_args.get("envs"))
