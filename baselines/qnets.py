@@ -1,0 +1,80 @@
+"""Q-network torsos for discrete-action agents, with a plain or dueling head.
+
+* ``mlp``: fully connected torso for vector observations (CartPole).
+* ``minatar``: Young & Tian 2019 -- one 3x3 stride-1 conv with 16 filters, then 128 rectified units.
+* ``nature``: Mnih et al. 2015 -- conv 32x8x8/4, 64x4x4/2, 64x3x3/1, then 512 rectified units, on 84x84x4.
+
+Inputs arrive in their stored dtype (uint8 pixels, {0,1} MinAtar planes, float32 vectors); the network
+casts and scales them, so the replay buffer never materialises float copies of its frames.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class DuelingHead(nn.Module):
+    """Wang et al. 2016: Q = V + A - mean(A)."""
+
+    def __init__(self, in_features: int, n_actions: int) -> None:
+        super().__init__()
+        self.value = nn.Linear(in_features, 1)
+        self.advantage = nn.Linear(in_features, n_actions)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        a = self.advantage(h)
+        return self.value(h) + a - a.mean(dim=1, keepdim=True)
+
+
+class MLPTorso(nn.Module):
+    """Linear-ReLU stack whose forward calls the functional ops directly: per-submodule ``__call__`` dispatch
+    costs as much as the matmuls themselves at CartPole sizes."""
+
+    def __init__(self, in_features: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        widths = (in_features, *hidden)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for layer in self.layers:
+            x = torch.relu(F.linear(x, layer.weight, layer.bias))
+        return x
+
+
+class QNetwork(nn.Module):
+    def __init__(self, torso: nn.Module, features: int, n_actions: int, scale: float, dueling: bool) -> None:
+        super().__init__()
+        self.scale = scale
+        self.torso = torso
+        self.head = DuelingHead(features, n_actions) if dueling else nn.Linear(features, n_actions)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if self.scale != 1.0:
+            x = x * self.scale
+        return self.head(self.torso(x))
+
+
+def build_qnet(kind: str, obs_shape: tuple[int, ...], n_actions: int, *, scale: float = 1.0,
+               dueling: bool = False, hidden: tuple[int, ...] = (64, 64)) -> QNetwork:
+    """Network ``kind`` ("mlp" | "minatar" | "nature") for stacked observations of ``obs_shape``."""
+    if kind == "mlp":
+        in_features = int(torch.tensor(obs_shape).prod())
+        torso = MLPTorso(in_features, tuple(hidden))
+        return QNetwork(torso, hidden[-1] if hidden else in_features, n_actions, scale, dueling)
+    if kind == "minatar":
+        c, h, w = obs_shape
+        torso = nn.Sequential(nn.Conv2d(c, 16, 3, 1), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(16 * (h - 2) * (w - 2), 128), nn.ReLU())
+        return QNetwork(torso, 128, n_actions, scale, dueling)
+    if kind == "nature":
+        c, h, w = obs_shape
+        convs = nn.Sequential(nn.Conv2d(c, 32, 8, 4), nn.ReLU(), nn.Conv2d(32, 64, 4, 2), nn.ReLU(),
+                              nn.Conv2d(64, 64, 3, 1), nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            flat = convs(torch.zeros(1, c, h, w)).shape[1]
+        return QNetwork(nn.Sequential(convs, nn.Linear(flat, 512), nn.ReLU()), 512, n_actions, scale, dueling)
+    raise ValueError(f"unknown network kind {kind!r}; expected mlp, minatar or nature")
