@@ -48,7 +48,8 @@ class Importance:
 
     def estimate(self, net: nn.Module, x: Tensor, y: Tensor, mask: Tensor | None,
                  generator: torch.Generator) -> Params:
-        raise NotImplementedError
+        """Per-parameter importance of the task just learned (the base class is the no-penalty strategy)."""
+        raise TypeError(f"{type(self).__name__} has no importance estimate; fine-tuning never asks for one")
 
 
 class Uniform(Importance):

@@ -17,6 +17,7 @@ drives it with a Lightning Trainer whose every ``training_step`` runs a chunk of
 
 from __future__ import annotations
 
+import abc
 import math
 import time
 from typing import Any
@@ -126,7 +127,7 @@ def make_mlp(in_dim: int, hidden: int, layers: int, out_dim: int = 1) -> nn.Sequ
 
 
 # ---------------------------------------------------------------------------- Lightning module and fit loop
-class SineMetaLearner(L.LightningModule):
+class SineMetaLearner(L.LightningModule, abc.ABC):
     """Base: an MLP, a task stream from the run's seed, a chunked manual-optimisation training step."""
 
     oracle_inputs = False  # the oracle sees (x, amplitude, phase)
@@ -156,9 +157,9 @@ class SineMetaLearner(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.outer_lr)
 
+    @abc.abstractmethod
     def meta_step(self, tasks: SineTasks) -> torch.Tensor:
         """One meta-iteration on a batch of tasks; returns the (detached) objective it minimised."""
-        raise NotImplementedError
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         h = self.hparams
