@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 TORCH  := $(shell grep -E '^torch==' constraints.txt)
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install install-test reproduce test lint bench bench-save update-smoke
+.PHONY: install install-test reproduce test lint bench bench-save update-smoke myosuite
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,14 @@ bench: install-test
 bench-save: install-test
 	rm -rf $(BENCH_DIR)
 	$(PY) -m pytest benchmarks $(BENCH_ARGS) --benchmark-save=baseline
+
+## Optional MyoSuite extra (39-muscle tasks of lattice_exploration's paper profile). MyoSuite needs
+## gymnasium<1.3, so it gets its own venv and constraints: the core results stay bit-identical.
+myosuite: $(VENV)/.core-installed
+	$(PYTHON) -m venv .venv-myosuite
+	.venv-myosuite/bin/python -m pip install --quiet "$(TORCH)"
+	.venv-myosuite/bin/python -m pip install --quiet -c constraints-myosuite.txt -e . -r requirements-myosuite.txt
+	@echo "use .venv-myosuite/bin/suite for myo* envs"
 
 ## Rewrite committed smoke records on purpose (after an intended change of results).
 update-smoke: install

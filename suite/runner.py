@@ -47,23 +47,26 @@ class Job:
 def plan_jobs(spec: TaskSpec, profile: str, seeds: int | None = None, threads: int = 1,
               accelerator: str = "cpu", devices: int | str = 1, precision: str = "32-true",
               variants: list[str] | None = None, envs: list[str] | None = None) -> list[Job]:
-    """Every (variant, env, seed) of ``spec`` under ``profile``, optionally narrowed."""
+    """Every (variant, env, seed) of ``spec`` under ``profile``, optionally narrowed.
+
+    Seed-major order: all cells get seed 0 before any gets seed 1, so a sweep stopped part-way
+    leaves a balanced table (every cell with the same number of seeds) that a re-run completes.
+    """
     chosen = spec.profiles[profile]
-    jobs: list[Job] = []
     if chosen.skip:
-        return jobs
+        return []
+    cells = []
     for variant in chosen.variants:
         if variants and variant not in variants:
             continue
         baseline, hparams = spec.resolve(variant, profile)
         for env in chosen.envs:
-            if envs and env not in envs:
-                continue
-            digest = config_hash(baseline, env, hparams)
-            for seed in range(seeds if seeds is not None else chosen.seeds):
-                jobs.append(Job(RunKey(spec.name, variant, env, seed, profile), baseline, hparams, digest,
-                                chosen.timeout, threads, accelerator, devices, precision))
-    return jobs
+            if not envs or env in envs:
+                cells.append((variant, env, baseline, hparams, config_hash(baseline, env, hparams)))
+    return [Job(RunKey(spec.name, variant, env, seed, profile), baseline, hparams, digest, chosen.timeout, threads,
+                accelerator, devices, precision)
+            for seed in range(seeds if seeds is not None else chosen.seeds)
+            for variant, env, baseline, hparams, digest in cells]
 
 
 def seed_everything(seed: int, threads: int) -> None:

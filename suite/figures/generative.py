@@ -26,6 +26,12 @@ def _variant_order(spec: Any, present: list[str]) -> list[str]:
     return [v for v in declared if v in present] + sorted(v for v in present if v not in declared)
 
 
+def _centers(env: str) -> np.ndarray | None:
+    from suite.envs.generative import MIXTURES, mixture_centers
+
+    return mixture_centers(env).numpy() if env in MIXTURES else None
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -54,6 +60,9 @@ def gan_samples(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
                 ax.imshow(grid.squeeze(-1) if shape[0] == 1 else grid, cmap="gray", vmin=0, vmax=1)
             elif samples.size:
                 ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.4)
+                centers = _centers(env)
+                if centers is not None:
+                    ax.scatter(centers[:, 0], centers[:, 1], s=12, marker="x", color="red", linewidths=0.8)
                 ax.set_aspect("equal")
             ax.set_title(f"{variant}\nFID {best['metrics']['fid']:.3g}", fontsize=8)
             ax.set_xticks([])

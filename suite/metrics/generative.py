@@ -173,7 +173,7 @@ def _atomic_write(target: Path, write: Any) -> None:
 
 
 def _inception_kwargs() -> dict[str, Any]:
-    """torchmetrics' Inception setup for the ``paper`` profile, or one error naming what to install / place."""
+    """Where the FID Inception weights are, or one error naming what to install / which file to place."""
     from torchmetrics.utilities.imports import _TORCH_FIDELITY_AVAILABLE
 
     if not _TORCH_FIDELITY_AVAILABLE:
@@ -184,6 +184,20 @@ def _inception_kwargs() -> dict[str, Any]:
         raise RuntimeError(f"Inception weights missing: place {INCEPTION_WEIGHTS} (torch-fidelity's FID Inception, "
                            f"github.com/toshas/torch-fidelity releases) in {weights.parent}/ or set SUITE_DATA")
     return dict(feature_extractor_weights_path=str(weights))
+
+
+def _inception_modules() -> tuple[nn.Module, nn.Module]:
+    """(2048-d pool features, unbiased logits) of the FID Inception network, both fed uint8 RGB images.
+
+    Built here and passed as ``feature=`` modules because torchmetrics' InceptionScore / KID take no weights path.
+    """
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    path = _inception_kwargs()["feature_extractor_weights_path"]
+    features = NoTrainInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=path)
+    logits = NoTrainInceptionV3("inception-v3-compat", ["logits_unbiased"], feature_extractor_weights_path=path)
+    features.num_features, logits.num_features = 2048, 1008
+    return features, logits
 
 
 # ----------------------------------------------------------------------------------------------------- metrics
@@ -239,27 +253,26 @@ class GenerativeEvaluator:
             self.info = dict(feature_extractor=card["name"], feature_extractor_accuracy=card["test_accuracy"],
                              feature_extractor_sha256=card["sha256"])
         else:
-            features = logits = None
+            features, logits = _inception_modules()
             self.info = dict(feature_extractor="inception-v3-compat-2048", feature_extractor_accuracy=None)
+        self._inception = data.is_image and data.name != "digits"
         self._features, self._logits = features, logits
-        if features is not None:
-            self.fid = FrechetDistance(feature=features, reset_real_features=False, normalize=False)
-        else:
-            self.fid = FrechetDistance(feature=2048, reset_real_features=False, normalize=True, **_inception_kwargs())
+        # custom modules everywhere, normalize=False: the images reach them unchanged (uint8 RGB for Inception)
+        self.fid = FrechetDistance(feature=features, reset_real_features=False, normalize=False)
         for chunk in self._chunks(data.eval_real):
             self.fid.update(chunk, real=True)
         self.info["num_real"] = len(data.eval_real)
 
     def _chunks(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if self._features is None and x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)  # grayscale -> RGB for Inception
+        if self._inception:  # Inception takes uint8 RGB in [0, 255] and resizes to 299x299 itself
+            x = (x.clamp(0, 1) * 255).round().to(torch.uint8).expand(-1, 3, -1, -1)
         return list(torch.split(x, self.batch_size))
 
     @torch.no_grad()
     def __call__(self, samples: torch.Tensor, fid_only: bool = False) -> dict[str, float]:
         """Metrics of ``samples`` (same layout as the data) against the held-out real set."""
         samples = samples.detach().float()
-        self.fid.reset()
+        self.fid.reset()  # keeps the real statistics (reset_real_features=False)
         chunks = self._chunks(samples)
         for chunk in chunks:
             self.fid.update(chunk, real=False)
@@ -267,12 +280,9 @@ class GenerativeEvaluator:
         if fid_only:
             return out
         subset = min(self.kid_subset_size, len(samples), len(self.data.eval_real))
-        custom = self._features is not None
-        kw_is = dict(feature=self._logits, normalize=False) if custom else dict(normalize=True, **_inception_kwargs())
-        kw_kid = dict(feature=self._features, normalize=False) if custom else dict(normalize=True,
-                                                                                  **_inception_kwargs())
-        inception = InceptionScore(splits=self.is_splits, **kw_is)
-        kid = KernelInceptionDistance(subsets=self.kid_subsets, subset_size=subset, **kw_kid)
+        inception = InceptionScore(feature=self._logits, splits=self.is_splits, normalize=False)
+        kid = KernelInceptionDistance(feature=self._features, subsets=self.kid_subsets, subset_size=subset,
+                                      normalize=False)
         for chunk in self._chunks(self.data.eval_real):
             kid.update(chunk, real=True)
         for chunk in chunks:

@@ -1,0 +1,254 @@
+"""Exploration noise shared by PPO and SAC: isotropic Gaussian, gSDE and Lattice.
+
+With ``x`` the last hidden layer of the policy and ``W, b`` its action layer:
+
+* ``gaussian``  a = W x + b + eps,                eps ~ N(0, diag(s^2)), fresh every step (SB3's default).
+* ``gsde``      a = W x + b + x P_a,              (P_a)_ij ~ N(0, s_ij^2)                 (Raffin et al. 2021).
+* ``lattice``   a = W x + b + alpha W (x P_x) + x P_a (+ std_reg eps)                   (Chiappa et al. 2023).
+
+The perturbation matrices ``P_a`` (latent x action) and ``P_x`` (latent x latent) are drawn once per env and held
+for ``sde_sample_freq`` steps, which makes the noise smooth in time (the algorithm calls :meth:`reset_noise`).
+Given ``x`` the action is Gaussian.  gSDE's covariance is diagonal, diag(x^2 s^2); Lattice's is full:
+
+    Sigma(x) = alpha^2 W diag(x^2 s_corr^2) W^T + diag(x^2 s_ind^2 + std_reg^2)
+
+so its log-probabilities and entropies come from one batched Cholesky factor of Sigma(x).  As in both reference
+implementations the noise only sees ``x.detach()`` (``learn_features=False``): exploring must not reshape the
+features.  Lattice clips log-std to ``log(std_clip)`` and divides the std by sqrt(latent_dim) so the action
+variance does not grow with the width of the layer (as amathislab/lattice does).
+
+Two deliberate differences from the Lattice reference: the sampled action adds ``std_reg * eps`` so that samples
+follow the very distribution whose log-probability is used (the reference puts std_reg^2 into Sigma only), and the
+mean path of a sample keeps its gradient to the policy body (the reference feeds the detached latent through W,
+which cuts the SAC actor's path from Q to the hidden layers).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+NOISE_TYPES = ("gaussian", "gsde", "lattice")
+_LOG_2PI = math.log(2 * math.pi)
+
+
+class _GaussianQuadLogdet(torch.autograd.Function):
+    """(d^T Sigma^-1 d, log det Sigma) for a batch of SPD ``cov``, from one Cholesky factor.
+
+    The backward pass is the closed form dSigma = -g_q a a^T + g_l Sigma^-1 (a = Sigma^-1 d), dd = 2 g_q a, which
+    costs one ``cholesky_inverse`` instead of differentiating through ``cholesky`` and a triangular solve.
+    """
+
+    @staticmethod
+    def forward(ctx: object, diff: torch.Tensor, cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        chol, info = torch.linalg.cholesky_ex(cov)
+        if bool(info.any()):  # numerically singular Sigma only: jitter once
+            chol = torch.linalg.cholesky(cov + 1e-6 * torch.eye(cov.shape[-1], dtype=cov.dtype))
+        sol = torch.cholesky_solve(diff.unsqueeze(-1), chol).squeeze(-1)
+        ctx.save_for_backward(chol, sol)
+        logdet = 2.0 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        return (diff * sol).sum(-1), logdet
+
+    @staticmethod
+    def backward(ctx: object, g_quad: torch.Tensor, g_logdet: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        chol, sol = ctx.saved_tensors
+        g_quad = torch.zeros_like(sol[:, 0]) if g_quad is None else g_quad
+        g_logdet = torch.zeros_like(sol[:, 0]) if g_logdet is None else g_logdet
+        inv = torch.cholesky_inverse(chol)
+        g_cov = g_logdet[:, None, None] * inv - g_quad[:, None, None] * sol.unsqueeze(-1) * sol.unsqueeze(-2)
+        return 2.0 * g_quad[:, None] * sol, g_cov
+
+
+@dataclass
+class ActionGaussian:
+    """N(mean, diag(std^2)) when ``cov`` is None, else N(mean, cov); batched over the first dim."""
+
+    mean: torch.Tensor
+    std: torch.Tensor | None = None
+    cov: torch.Tensor | None = None
+    _logdet: torch.Tensor | None = None
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        diff = actions - self.mean
+        if self.cov is None:
+            z = diff / self.std
+            quad, logdet = (z * z).sum(-1), 2.0 * self.std.log().sum(-1)
+        else:
+            quad, self._logdet = _GaussianQuadLogdet.apply(diff, self.cov)
+            logdet = self._logdet
+        return -0.5 * (quad + logdet + self.mean.shape[-1] * _LOG_2PI)
+
+    def entropy(self) -> torch.Tensor:
+        if self.cov is None:
+            logdet = 2.0 * self.std.log().sum(-1)
+        elif self._logdet is not None:  # reuse the factorisation of the preceding log_prob
+            logdet = self._logdet
+        else:
+            logdet = torch.linalg.slogdet(self.cov)[1]
+        return 0.5 * (logdet + self.mean.shape[-1] * (1.0 + _LOG_2PI))
+
+    def covariance(self) -> torch.Tensor:
+        return torch.diag_embed(self.std**2) if self.cov is None else self.cov
+
+
+class ExplorationHead(nn.Module):
+    """The policy's action layer plus its exploration noise; the same module serves PPO and SAC.
+
+    ``state_dependent_std`` (gaussian only) predicts log-std from ``x`` as SB3's SAC does, clamped to [-20, 2];
+    otherwise gaussian uses one learned log-std per action (SB3's PPO).  ``use_expln`` is SB3's gSDE option that
+    keeps the std from growing exponentially (the references turn it on for SAC).  ``clip_mean``: see
+    :meth:`action_mean`.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        action_dim: int,
+        noise: str = "gaussian",
+        log_std_init: float = 0.0,
+        alpha: float = 1.0,
+        std_clip: tuple[float, float] = (1e-3, 1.0),
+        std_reg: float = 0.0,
+        use_expln: bool = False,
+        state_dependent_std: bool = False,
+        epsilon: float = 1e-6,
+        clip_mean: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if noise not in NOISE_TYPES:
+            raise ValueError(f"noise must be one of {NOISE_TYPES}, got {noise!r}")
+        self.noise, self.latent_dim, self.action_dim = noise, latent_dim, action_dim
+        self.alpha, self.std_reg, self.use_expln, self.epsilon = alpha, std_reg, use_expln, epsilon
+        self.clip_mean = clip_mean
+        self.log_std_min, self.log_std_max = math.log(std_clip[0]), math.log(std_clip[1])
+        self.state_dependent_std = state_dependent_std and noise == "gaussian"
+        self.mean_net = nn.Linear(latent_dim, action_dim)
+        if self.state_dependent_std:
+            self.log_std_net = nn.Linear(latent_dim, action_dim)
+        else:
+            shape = {"gaussian": (action_dim,), "gsde": (latent_dim, action_dim),
+                     "lattice": (latent_dim, latent_dim + action_dim)}[noise]
+            self.log_std = nn.Parameter(torch.full(shape, float(log_std_init)))
+        if noise == "lattice":  # maps the independent variances onto the diagonal of the flattened covariance
+            selector = torch.zeros(action_dim, action_dim * action_dim)
+            selector[torch.arange(action_dim), torch.arange(action_dim) * (action_dim + 1)] = 1.0
+            self.register_buffer("_diag_selector", selector, persistent=False)
+        self.p_a: torch.Tensor | None = None  # (n, latent, action) perturbation of W
+        self.p_x: torch.Tensor | None = None  # (n, latent, latent) perturbation of x (Lattice)
+
+    # ----------------------------------------------------------------------------------------------- std
+    def _std(self, log_std: torch.Tensor) -> torch.Tensor:
+        if not self.use_expln:
+            return log_std.exp()
+        # expln (gSDE paper): exp below 0, log1p above, so the std grows only logarithmically
+        below = log_std.exp() * (log_std <= 0)
+        safe = log_std * (log_std > 0) + self.epsilon
+        return below + (torch.log1p(safe) + 1.0) * (log_std > 0)
+
+    def _lattice_std(self) -> torch.Tensor:
+        log_std = self.log_std.clamp(self.log_std_min, self.log_std_max) - 0.5 * math.log(self.latent_dim)
+        return self._std(log_std)
+
+    def noise_std(self) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(s_corr (latent x latent) or None, s_ind (latent x action)) for the state-dependent noises."""
+        if self.noise == "gsde":
+            return None, self._std(self.log_std)
+        std = self._lattice_std()
+        return std[:, : self.latent_dim], std[:, self.latent_dim:]
+
+    # ------------------------------------------------------------------------------------------- sampling
+    def reset_noise(self, n: int = 1) -> None:
+        """Draw ``n`` sets of perturbation matrices (one per env, or one shared when n == 1), differentiably."""
+        if self.noise == "gaussian":
+            return
+        s_corr, s_ind = self.noise_std()
+        self.p_a = s_ind * torch.randn((n, *s_ind.shape), dtype=s_ind.dtype)
+        self.p_x = None if s_corr is None else s_corr * torch.randn((n, *s_corr.shape), dtype=s_corr.dtype)
+
+    @staticmethod
+    def _perturb(x: torch.Tensor, mats: torch.Tensor) -> torch.Tensor:
+        if mats.shape[0] == x.shape[0] and x.shape[0] > 1:  # one matrix per env
+            return torch.bmm(x.unsqueeze(1), mats).squeeze(1)
+        return x @ mats[0]
+
+    def forward(self, latent: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre-squash action, mean).  Uses the held perturbation matrices for gsde/lattice."""
+        mean = self.action_mean(latent)
+        if deterministic:
+            return mean, mean
+        if self.noise == "gaussian":
+            return mean + self._gaussian_std(latent) * torch.randn_like(mean), mean
+        if self.p_a is None:
+            self.reset_noise(1)
+        x = latent.detach()
+        if self.noise == "gsde":
+            eps = self._perturb(x, self.p_a)
+        elif self.p_x.shape[0] == 1 and x.shape[0] > self.action_dim:
+            # one shared draw for a large batch (SAC updates): fold alpha P_x W^T into P_a first, one (B, L) @ (L, A)
+            # product instead of a (B, L) @ (L, L) one
+            eps = x @ (self.p_a[0] + self.alpha * self.p_x[0] @ self.mean_net.weight.T)
+        else:
+            eps = self._perturb(x, self.p_a)
+            eps = eps + self.alpha * nn.functional.linear(self._perturb(x, self.p_x), self.mean_net.weight)
+        if self.noise == "lattice":
+            if self.std_reg > 0:
+                eps = eps + self.std_reg * torch.randn_like(mean)
+        return mean + eps, mean
+
+    def action_mean(self, latent: torch.Tensor) -> torch.Tensor:
+        """W x + b, squeezed into +-clip_mean when set (SB3's SAC does so with gSDE to keep tanh out of saturation)."""
+        mean = self.mean_net(latent)
+        return nn.functional.hardtanh(mean, -self.clip_mean, self.clip_mean) if self.clip_mean > 0 else mean
+
+    def _gaussian_std(self, latent: torch.Tensor) -> torch.Tensor:
+        if self.state_dependent_std:
+            return self.log_std_net(latent).clamp(-20.0, 2.0).exp()
+        return self.log_std.exp().expand(latent.shape[0], -1)
+
+    # ------------------------------------------------------------------------------------- distribution
+    def distribution(self, latent: torch.Tensor, mean: torch.Tensor | None = None) -> ActionGaussian:
+        """The Gaussian of the (pre-squash) action given ``latent``, marginalised over the perturbation matrices."""
+        mean = self.action_mean(latent) if mean is None else mean
+        if self.noise == "gaussian":
+            return ActionGaussian(mean, std=self._gaussian_std(latent))
+        x2 = latent.detach() ** 2
+        if self.noise == "gsde":
+            return ActionGaussian(mean, std=torch.sqrt(x2 @ self._std(self.log_std) ** 2 + self.epsilon))
+        # Sigma_ij = alpha^2 sum_k W_ik W_jk v_k + [i == j] u_i with (v, u) = x^2 [s_corr^2, s_ind^2]: two matmuls,
+        # (B, L) @ (L, L + A) then (B, L + A) @ (L + A, A^2), instead of a (B, A, L) broadcast and a batched matmul
+        a, w = self.action_dim, self.mean_net.weight
+        pair = (w.unsqueeze(1) * w.unsqueeze(0)).reshape(a * a, self.latent_dim)
+        mix = torch.cat([(self.alpha**2) * pair.T, self._diag_selector], 0)
+        var = self._lattice_std() ** 2
+        n, lat, width = x2.shape[0], self.latent_dim, var.shape[1]
+        if n * lat * width + n * width * a * a <= lat * width * a * a + n * lat * a * a:
+            cov = ((x2 @ var) @ mix).view(-1, a, a)
+        else:  # few actions, many states: contract the std with the mixing matrix once, (L, L + A) @ (L + A, A^2)
+            cov = (x2 @ (var @ mix)).view(-1, a, a)
+        if self.std_reg > 0:
+            cov = cov + (self.std_reg**2) * torch.eye(a, dtype=cov.dtype)
+        return ActionGaussian(mean, cov=cov)
+
+
+def maybe_reset_noise(head: ExplorationHead, step: int, sde_sample_freq: int, n_envs: int) -> None:
+    """SB3's schedule: new matrices every ``sde_sample_freq`` env steps (-1 or 0: only when the caller resets)."""
+    if sde_sample_freq > 0 and step % sde_sample_freq == 0:
+        head.reset_noise(n_envs)
+
+
+def noise_correlation(head: ExplorationHead, latents: torch.Tensor) -> tuple[float, list[list[float]]]:
+    """Correlation of the exploration noise across joints, pooled over the given states.
+
+    The noise is zero-mean given each state, so the pooled covariance is the mean of Sigma(x) over the states;
+    returns the mean absolute off-diagonal entry of its correlation matrix and the matrix itself.
+    """
+    with torch.no_grad():
+        cov = head.distribution(latents).covariance().mean(0).double()
+        d = cov.diagonal().clamp_min(1e-300).rsqrt()
+        corr = d[:, None] * cov * d[None, :]
+        n = corr.shape[0]
+        off = corr[~torch.eye(n, dtype=torch.bool)].abs()
+        return (float(off.mean()) if n > 1 else 0.0), corr.tolist()

@@ -1,0 +1,248 @@
+"""Networks shared by the GAN and the VAE: Lucic et al. (2018)'s InfoGAN-style architecture, sized to the data.
+
+Lucic et al., "Are GANs Created Equal?" (NeurIPS 2018), Table 7 (the InfoGAN architecture of Chen et al. 2016):
+
+    generator      z -> FC 1024, BN, ReLU -> FC (H/4)(W/4)128, BN, ReLU -> deconv 64 4x4/2, BN, ReLU
+                     -> deconv C 4x4/2, sigmoid
+    discriminator  x -> conv 64 4x4/2, lReLU -> conv 128 4x4/2, (BN), lReLU -> FC 1024, (BN), lReLU -> FC 1
+
+``width`` scales every layer (64 reproduces the paper: FC 16*width, convs width and 2*width); the spatial
+plan (two stride-2 stages) holds for any image side divisible by 4: 28x28 MNIST, 32x32 CIFAR-10 and the 8x8
+digits (2x2 -> 4x4 -> 8x8).  The discriminator's batch norm is a hyperparameter of the search, as in
+compare_gan's wide range.  The VAE encoder *is* the discriminator network with ``2 * z_dim`` outputs, and its
+decoder is the generator, so both model families share weights' shapes and capacity.
+
+For 2-D point data (ring / grid of Gaussians) both networks are MLPs with two hidden layers of 8 * width units
+(width 16 gives Metz et al. 2017's 128-unit mixture-of-Gaussians setup); the generator's output is linear.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import nn
+
+from suite.api import Diverged, RunContext, RunOutput, Throttle, check_finite
+
+
+def _maybe_bn1d(features: int, enabled: bool) -> nn.Module:
+    return nn.BatchNorm1d(features) if enabled else nn.Identity()
+
+
+class Generator(nn.Module):
+    """z (N, z_dim) -> samples (N, *data_shape); ``forward(z, logits=True)`` skips the output sigmoid (VAE loss)."""
+
+    def __init__(self, z_dim: int, data_shape: tuple[int, ...], width: int = 64) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.data_shape = tuple(data_shape)
+        self.is_image = len(self.data_shape) == 3
+        if self.is_image:
+            channels, height, side = self.data_shape
+            if height % 4 or side % 4:
+                raise ValueError(f"image side must be divisible by 4, got {height}x{side}")
+            self._start = (2 * width, height // 4, side // 4)
+            self.body = nn.Sequential(
+                nn.Linear(z_dim, 16 * width), nn.BatchNorm1d(16 * width), nn.ReLU(),
+                nn.Linear(16 * width, math.prod(self._start)), nn.BatchNorm1d(math.prod(self._start)), nn.ReLU(),
+            )
+            self.head = nn.Sequential(
+                nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
+                nn.ConvTranspose2d(width, channels, 4, 2, 1),
+            )
+        else:
+            hidden = 8 * width
+            self.body = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+            self.head = nn.Linear(8 * width, math.prod(self.data_shape))
+
+    def forward(self, z: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        hidden = self.body(z)
+        if self.is_image:
+            out = self.head(hidden.view(-1, *self._start))
+            return out if logits else torch.sigmoid(out)
+        return self.head(hidden).view(-1, *self.data_shape)
+
+
+class Discriminator(nn.Module):
+    """samples (N, *data_shape) -> (N, out_features) scores (GAN: 1 logit / critic value; VAE encoder: 2 z_dim)."""
+
+    def __init__(self, data_shape: tuple[int, ...], width: int = 64, batchnorm: bool = True,
+                 out_features: int = 1) -> None:
+        super().__init__()
+        data_shape = tuple(data_shape)
+        if len(data_shape) == 3:
+            channels, height, side = data_shape
+            flat = 2 * width * (height // 4) * (side // 4)
+            self.net = nn.Sequential(
+                nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2),
+                nn.Conv2d(width, 2 * width, 4, 2, 1), nn.BatchNorm2d(2 * width) if batchnorm else nn.Identity(),
+                nn.LeakyReLU(0.2), nn.Flatten(),
+                nn.Linear(flat, 16 * width), _maybe_bn1d(16 * width, batchnorm), nn.LeakyReLU(0.2),
+                nn.Linear(16 * width, out_features),
+            )
+        else:
+            self.net = nn.Sequential(
+                nn.Flatten(), nn.Linear(math.prod(data_shape), 8 * width), _maybe_bn1d(8 * width, batchnorm),
+                nn.LeakyReLU(0.2), nn.Linear(8 * width, 8 * width), _maybe_bn1d(8 * width, batchnorm),
+                nn.LeakyReLU(0.2), nn.Linear(8 * width, out_features),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+# ------------------------------------------------------------------------------------- Lucic et al.'s search
+def sample_search_setting(index: int, search_seed: int = 2018) -> dict[str, float | int | bool]:
+    """Hyperparameter setting ``index`` of Lucic et al.'s *wide* random search (compare_gan's wide ranges).
+
+    Drawn from ``numpy.random.default_rng([search_seed, index])``, so setting k is the same in every process and
+    for every model (common random numbers: NS GAN and WGAN setting k share lr, beta1, n_critic, batch norm; only
+    the model-specific constant differs in meaning).  Ranges: Adam lr 10^U[-5,-2], beta1 U[0,1], n_critic
+    U{1..5}, discriminator batch norm U{on, off}, WGAN-GP/DRAGAN penalty lambda 10^U[-1,2], WGAN clip 10^U[-3,0].
+    """
+    rng = np.random.default_rng([search_seed, index])
+    return dict(
+        lr=float(10 ** rng.uniform(-5, -2)), beta1=float(rng.uniform(0, 1)), n_critic=int(rng.integers(1, 6)),
+        d_batchnorm=bool(rng.random() < 0.5), gp_lambda=float(10 ** rng.uniform(-1, 2)),
+        clip=float(10 ** rng.uniform(-3, 0)),
+    )
+
+
+def resolve_search(hparams: dict[str, Any], seed: int, keys: tuple[str, ...]) -> dict[str, Any]:
+    """``hparams`` with ``keys`` replaced by search setting ``seed % num_hparam_settings`` (if that is > 0).
+
+    The harness gives each run one seed; with H = num_hparam_settings, seed s trains setting s % H with seed s,
+    so ``seeds: H * R`` in a profile yields R seeds per setting and every (model, setting, seed) its own record.
+    Returns the resolved hyperparameters plus ``hp_index`` (-1 when no search).
+    """
+    resolved = dict(hparams)
+    settings = int(hparams.get("num_hparam_settings", 0))
+    resolved["hp_index"] = -1
+    if settings > 0:
+        resolved["hp_index"] = seed % settings
+        sampled = sample_search_setting(resolved["hp_index"], int(hparams.get("search_seed", 2018)))
+        resolved.update({key: sampled[key] for key in keys})
+    return resolved
+
+
+# ----------------------------------------------------------------------------------------------- the run driver
+def fit_generative(ctx: RunContext, build: Callable[[dict[str, Any], tuple[int, ...]], pl.LightningModule],
+                   search_keys: tuple[str, ...]) -> RunOutput:
+    """Train ``build(hparams, data_shape)`` on ``ctx.env`` for ``train_steps`` minibatches, evaluate FID/IS/KID.
+
+    Shared by the GAN and the VAE: resolves the search setting, trains with the Lightning Trainer (or the plain
+    loop, ``driver: loop``), tracks FID on a fixed evaluation noise ``num_evals`` times (curve ``fid``) and
+    returns the final metrics on ``eval_samples`` samples against the held-out real set.  The module must
+    provide ``generate(z)`` and ``hparams.z_dim``; ``training_step`` returns a dict of detached losses.
+    """
+    from suite.envs.generative import load_generative_data
+    from suite.metrics.generative import GenerativeEvaluator
+
+    hp = resolve_search(ctx.hparams, ctx.seed, search_keys)
+    data = load_generative_data(ctx.env)
+    module = build(hp, data.shape)
+    evaluator = GenerativeEvaluator(data)
+    # a fixed evaluation noise of its own keeps the training RNG stream independent of how often we evaluate
+    z_eval = torch.randn(hp["eval_samples"], module.hparams.z_dim, generator=torch.Generator().manual_seed(ctx.seed))
+    steps, batch_size = int(hp["train_steps"]), int(hp["batch_size"])
+    eval_at = {int(round(s)) for s in np.linspace(0, steps, int(hp["num_evals"]) + 1)[1:]}
+    curves: dict[str, list[tuple[float, float]]] = {"fid": [], "d_loss": [], "g_loss": []}
+    log_every = max(1, steps // 50)
+    progress = Throttle(ctx.progress)
+
+    def generate() -> torch.Tensor:
+        was_training = module.training
+        module.eval()
+        with torch.no_grad():
+            samples = torch.cat([module.generate(z) for z in torch.split(z_eval, 1000)])
+        module.train(was_training)
+        check_finite(samples.sum(), step, "generated samples")
+        return samples
+
+    def after_step(outputs: dict[str, torch.Tensor], index: int) -> None:
+        nonlocal step
+        step = index + 1
+        for name, value in outputs.items():
+            check_finite(value, step, name)
+            if step % log_every == 0:
+                curves.setdefault(name, []).append((step, float(value)))
+        if step in eval_at:
+            curves["fid"].append((step, evaluator(generate(), fid_only=True)["fid"]))
+        progress(step, steps)
+
+    step = 0
+    start, start_cpu = time.perf_counter(), time.process_time()
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(data.train), batch_size=batch_size,
+        sampler=torch.utils.data.RandomSampler(data.train, replacement=True, num_samples=steps * batch_size))
+    if hp.get("driver", "trainer") == "trainer":
+        callbacks = [_AfterStep(after_step)]
+        trainer = pl.Trainer(**ctx.trainer_kwargs(max_epochs=1, num_sanity_val_steps=0, callbacks=callbacks))
+        trainer.fit(module, loader)
+    else:
+        _plain_loop(module, loader, after_step)
+    train_time = time.perf_counter() - start
+    train_cpu = time.process_time() - start_cpu
+
+    samples = generate()
+    metrics = evaluator(samples)
+    if not all(math.isfinite(v) for v in metrics.values()):
+        raise Diverged(steps, f"non-finite metric in {metrics}")
+    shown = samples[:64] if data.is_image else samples[:1000]
+    extras = dict(
+        hparams_search={k: hp[k] for k in ("hp_index", *search_keys)}, num_samples=len(samples),
+        train_time_s=train_time, train_cpu_s=train_cpu, sample_shape=list(data.shape),
+        samples=np.round(shown.flatten(1).numpy(), 3).tolist(), **evaluator.info,
+    )
+    return RunOutput(metrics=metrics, curves={k: v for k, v in curves.items() if v}, steps=steps,
+                     step_unit="minibatches", extras=extras)
+
+
+class _AfterStep(pl.Callback):
+    def __init__(self, fn: Callable[[dict[str, torch.Tensor], int], None]) -> None:
+        self.fn = fn
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self.fn(outputs, batch_idx)
+
+
+class _LoopStrategy:
+    def __init__(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        self._lightning_optimizers = optimizers
+
+    def backward(self, loss: torch.Tensor, optimizer: Any, *args: Any, **kwargs: Any) -> None:
+        loss.backward(*args, **kwargs)
+
+
+class _LoopTrainer:
+    """The three things a manual-optimisation ``training_step`` asks of its trainer: ``optimizers`` (for
+    ``toggle_optimizer``), ``strategy._lightning_optimizers`` (for ``self.optimizers()``) and
+    ``strategy.backward`` (for ``manual_backward``)."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        self.optimizers = optimizers
+        self.strategy = _LoopStrategy(optimizers)
+
+
+def _plain_loop(module: pl.LightningModule, loader: Any, after_step: Callable[..., None]) -> None:
+    """Run ``module.training_step`` over ``loader`` without the Trainer's per-step hooks (same maths, same RNG use).
+
+    Measured (benchmarks/bench_fid.py, 1 thread, shared CPU): the Trainer adds ~2.3 ms to a ~17.7 ms digits
+    conv-GAN step (13%) and ~0.9 ms to a ~4.9 ms 2-D MLP step (18%), so it does not dominate and stays the
+    default; this loop gives bit-identical results (tests/test_gan.py) for when it would, e.g. far smaller nets.
+    """
+    optimizers = module.configure_optimizers()
+    module.trainer = _LoopTrainer(optimizers)  # type: ignore[assignment]
+    module.train()
+    try:
+        for index, batch in enumerate(loader):
+            after_step(module.training_step(batch, index), index)
+    finally:
+        module.trainer = None

@@ -1,0 +1,183 @@
+"""PPO (Schulman et al. 2017) with Gaussian, gSDE or Lattice exploration (baselines.exploration).
+
+One Lightning ``training_step`` is one PPO iteration: collect ``n_steps`` x ``n_envs`` transitions, then
+``n_epochs`` passes of minibatch updates, all under manual optimisation.  The Trainer's per-step overhead
+(~0.3 ms) is thus paid once per rollout of thousands of env steps instead of once per env step or minibatch.
+The rollout only runs the actor's mean path and the noise; values and old log-probabilities are computed
+afterwards in one batched pass (the parameters do not change during a rollout, so they are the same numbers),
+which is where most of the speed over SB3 comes from, besides preallocated buffers and no distribution objects.
+
+Defaults follow rl-baselines3-zoo's gSDE PPO configuration for PyBullet locomotion (16 envs x 512 steps,
+minibatch 128, 20 epochs, lr 3e-5, clip 0.4, GAE 0.9, log_std_init -2, 256x256 ReLU, normalised obs and reward).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import lightning as L
+import numpy as np
+import torch
+
+from baselines.exploration import ExplorationHead, maybe_reset_noise, noise_correlation
+from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, adam, mlp
+from suite.api import RunContext, RunOutput, Throttle, check_finite
+from suite.registry import register_baseline
+
+DEFAULTS = dict(
+    total_steps=1_000_000, n_envs=16, n_steps=512, batch_size=128, n_epochs=20, learning_rate=3e-5,
+    gamma=0.99, gae_lambda=0.9, clip_range=0.4, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
+    hidden=[256, 256], activation="relu", norm_obs=True, norm_reward=True,
+    noise="gaussian", sde_sample_freq=4, log_std_init=-2.0, alpha=1.0, std_clip=[1e-3, 10.0], std_reg=0.0,
+    use_expln=False, eval_episodes=10, n_evals=10,
+)
+
+
+class PPO(L.LightningModule):
+    """Clipped-objective PPO with GAE, separate actor and critic MLPs and one Adam optimiser."""
+
+    def __init__(self, env_id: str, seed: int = 0, **hp: object) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.hp = hp = {**DEFAULTS, **hp}
+        self.env_id, self.seed = env_id, seed
+        self.envs = VecEnv(env_id, hp["n_envs"], seed)
+        obs_dim, act_dim, hidden = self.envs.obs_dim, self.envs.action_dim, list(hp["hidden"])
+        act_fn = ACTIVATIONS[hp["activation"]]
+        self.actor = mlp([obs_dim, *hidden], act_fn)
+        self.head = ExplorationHead(hidden[-1], act_dim, hp["noise"], hp["log_std_init"], hp["alpha"],
+                                    tuple(hp["std_clip"]), hp["std_reg"], hp["use_expln"])
+        self.critic = torch.nn.Sequential(mlp([obs_dim, *hidden], act_fn), torch.nn.Linear(hidden[-1], 1))
+        self.norm = Normalizer(obs_dim, hp["norm_obs"], hp["norm_reward"], hp["gamma"])
+        self.iterations = max(hp["total_steps"] // (hp["n_envs"] * hp["n_steps"]), 1)
+        self.tracker = EvalTracker(env_id, hp["eval_episodes"], seed, self.iterations * hp["n_envs"] * hp["n_steps"],
+                                   hp["n_evals"])
+        self.low, self.high = torch.from_numpy(self.envs.low), torch.from_numpy(self.envs.high)
+        t, n = hp["n_steps"], hp["n_envs"]
+        self.buf_obs = torch.zeros(t, n, obs_dim)
+        self.buf_act = torch.zeros(t, n, act_dim)
+        self.buf_rew = torch.zeros(t, n)
+        self.buf_start = torch.zeros(t, n)  # 1 where the step's obs begins a new episode
+        self.buf_boot = torch.zeros(t, n, obs_dim)  # final obs of time-limit truncations, bootstrapped by V
+        self.buf_trunc = torch.zeros(t, n, dtype=torch.bool)
+        self.obs = torch.from_numpy(self.norm.obs(self.envs.obs, update=True))
+        self.episode_start = torch.ones(n)
+        self.env_steps = 0
+        self.progress = lambda step, total: None
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return adam(self.parameters(), self.hp["learning_rate"], eps=1e-5)
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(range(self.iterations), batch_size=None)
+
+    def env_action(self, gaussian_action: torch.Tensor) -> torch.Tensor:
+        return torch.maximum(torch.minimum(gaussian_action, self.high), self.low)
+
+    @torch.no_grad()
+    def policy(self, obs: torch.Tensor) -> np.ndarray:
+        """Deterministic policy for evaluation."""
+        return self.env_action(self.head.mean_net(self.actor(obs))).numpy()
+
+    @torch.no_grad()
+    def collect_rollout(self) -> None:
+        hp, envs, norm, head, actor = self.hp, self.envs, self.norm, self.head, self.actor
+        obs, start = self.obs, self.episode_start  # locals: nn.Module attribute writes are slow in a hot loop
+        buf_obs, buf_act, buf_rew, buf_start = self.buf_obs, self.buf_act, self.buf_rew, self.buf_start
+        head.reset_noise(hp["n_envs"])
+        for t in range(hp["n_steps"]):
+            if t > 0:
+                maybe_reset_noise(head, t, hp["sde_sample_freq"], hp["n_envs"])
+            action, _ = head(actor(obs))
+            envs.step(self.env_action(action).numpy())
+            buf_obs[t], buf_act[t], buf_start[t] = obs, action, start
+            done = envs.terminated | envs.truncated
+            buf_rew[t] = torch.from_numpy(norm.reward(envs.rewards, done))
+            trunc = envs.truncated & ~envs.terminated
+            if trunc.any():
+                self.buf_trunc[t] = torch.from_numpy(trunc)
+                self.buf_boot[t, trunc] = torch.from_numpy(norm.obs(envs.final_obs[trunc]))
+            else:
+                self.buf_trunc[t] = False
+            obs = torch.from_numpy(norm.obs(envs.obs, update=True))
+            start = torch.from_numpy(done.astype(np.float32))
+        self.obs, self.episode_start = obs, start
+        self.env_steps += hp["n_steps"] * hp["n_envs"]
+
+    @torch.no_grad()
+    def advantages(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """GAE(lambda) with time-limit bootstrapping; returns (advantages, returns, old log-probs), flattened."""
+        hp = self.hp
+        t_len, n = hp["n_steps"], hp["n_envs"]
+        values = self.critic(self.buf_obs.view(t_len * n, -1)).view(t_len, n)
+        rewards = self.buf_rew.clone()
+        if self.buf_trunc.any():  # SB3: add gamma * V(final obs) to the reward of a truncated step
+            rewards[self.buf_trunc] += hp["gamma"] * self.critic(self.buf_boot[self.buf_trunc]).squeeze(-1)
+        next_value, next_nonterminal = self.critic(self.obs).squeeze(-1), 1.0 - self.episode_start
+        adv = torch.zeros(t_len, n)
+        last = torch.zeros(n)
+        for t in reversed(range(t_len)):
+            delta = rewards[t] + hp["gamma"] * next_value * next_nonterminal - values[t]
+            last = delta + hp["gamma"] * hp["gae_lambda"] * next_nonterminal * last
+            adv[t] = last
+            next_value, next_nonterminal = values[t], 1.0 - self.buf_start[t]
+        obs, act = self.buf_obs.view(t_len * n, -1), self.buf_act.view(t_len * n, -1)
+        old_logp = self.head.distribution(self.actor(obs)).log_prob(act)
+        return adv.view(-1), (adv + values).view(-1), old_logp
+
+    def training_step(self, batch: object, batch_idx: int) -> None:
+        hp, opt = self.hp, self.optimizers()
+        self.collect_rollout()
+        adv, returns, old_logp = self.advantages()
+        obs, act = self.buf_obs.view(-1, self.buf_obs.shape[-1]), self.buf_act.view(-1, self.buf_act.shape[-1])
+        n, bs = obs.shape[0], hp["batch_size"]
+        params = [p for group in opt.param_groups for p in group["params"]]
+        for _ in range(hp["n_epochs"]):
+            perm = torch.randperm(n)
+            for start in range(0, n, bs):
+                idx = perm[start:start + bs]
+                dist = self.head.distribution(self.actor(obs[idx]))
+                ratio = torch.exp(dist.log_prob(act[idx]) - old_logp[idx])
+                a = adv[idx]
+                a = (a - a.mean()) / (a.std() + 1e-8)
+                pg_loss = -torch.min(a * ratio, a * ratio.clamp(1 - hp["clip_range"], 1 + hp["clip_range"])).mean()
+                v_loss = (returns[idx] - self.critic(obs[idx]).squeeze(-1)).pow(2).mean()
+                loss = pg_loss + hp["vf_coef"] * v_loss
+                if hp["ent_coef"]:
+                    loss = loss - hp["ent_coef"] * dist.entropy().mean()
+                opt.zero_grad(set_to_none=True)
+                self.manual_backward(loss)
+                torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"], foreach=True)
+                opt.step()
+        check_finite(loss, self.env_steps)
+        if self.tracker.due(self.env_steps):
+            self.tracker.run(self.env_steps, self.policy, self.norm, self.envs.finished_returns)
+        self.progress(self.env_steps, self.tracker.total_steps)
+
+    def run_output(self) -> RunOutput:
+        with torch.no_grad():
+            latents = self.actor(torch.from_numpy(self.tracker.visited))
+        corr, matrix = noise_correlation(self.head, latents)
+        metrics = {**self.tracker.last, "noise_correlation": corr}
+        return RunOutput(metrics=metrics, curves=self.tracker.curves, steps=self.env_steps, step_unit="env_steps",
+                         extras={"noise_correlation_matrix": matrix})
+
+
+def fit_rl(module: L.LightningModule, ctx: RunContext) -> RunOutput:
+    """Train an RL module whose ``train_dataloader`` yields one item per training_step; shared with SAC."""
+    module.progress = Throttle(ctx.progress)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(num_workers|log_every_n_steps|does not have many).*")
+        trainer = L.Trainer(**ctx.trainer_kwargs(max_epochs=1, log_every_n_steps=1))
+        trainer.fit(module)
+    out = module.run_output()
+    module.envs.close()
+    module.tracker.envs.close()
+    return out
+
+
+@register_baseline("ppo", defaults=DEFAULTS, env_families=("continuous_gym",), module_class=PPO)
+def fit(ctx: RunContext) -> RunOutput:
+    """PPO with Gaussian / gSDE / Lattice exploration on continuous-control envs."""
+    return fit_rl(PPO(ctx.env, ctx.seed, **ctx.hparams), ctx)
