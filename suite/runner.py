@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,7 @@ def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None =
     seed_everything(job.key.seed, job.threads)
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):  # no per-run banners in sweep logs
         logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")  # Lightning internals, once per step
     start = time.perf_counter()
     try:
         output = entry.fit(ctx)
