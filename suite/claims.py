@@ -80,4 +80,6 @@ def evaluate_claim(spec: TaskSpec, profile: str, claim: Claim, records: list[dic
 
 
 def evaluate_claims(spec: TaskSpec, profile: str, records: list[dict[str, Any]]) -> list[ClaimOutcome]:
+    if not records:
+        return [ClaimOutcome(c.id, c.text, "not run", f"no records in the `{profile}` profile") for c in spec.claims]
     return [evaluate_claim(spec, profile, claim, records) for claim in spec.claims]

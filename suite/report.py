@@ -244,7 +244,8 @@ def write_benchmarks(specs: list[TaskSpec], root: Path, out: Path) -> Path:
         report = build_report(spec, profile, root)
         write_task_outputs(report, root)
         verdicts = Counter(c.verdict for c in report.claims)
-        index.append(f"| [{spec.title}](#{_anchor(spec.title)}) | `{profile}` | {len(report.records)} | "
+        shown = f"`{profile}`" if report.records else "— (not runnable here)"
+        index.append(f"| [{spec.title}](#{_anchor(spec.title)}) | {shown} | {len(report.records)} | "
                      f"{verdicts['holds']} / {verdicts['fails']} / {verdicts['inconclusive']} |")
         sections.append(task_section(report, out.parent))
     text = "\n".join([

@@ -60,3 +60,18 @@ def test_track_offline_writes_a_run_dir_and_never_uses_the_network(tmp_path, toy
     offline_runs = list((tmp_path / "wandb-dir" / "wandb").glob("offline-run-*"))
     assert offline_runs, "an offline run directory is written"
     assert attempts == []
+
+
+def test_precision_flag_reaches_the_lightning_trainer():
+    """--precision flows into the baseline's Trainer: bf16 autocast changes a MAML smoke run's numbers."""
+    import dataclasses
+    from pathlib import Path
+
+    from suite.runner import plan_jobs, run_one
+
+    spec = load_spec(Path(__file__).resolve().parent.parent / "tasks" / "maml_sinusoid.yaml")
+    job = next(j for j in plan_jobs(spec, "smoke", seeds=1) if j.key.variant == "pretrain")
+    full, bf16 = run_one(job), run_one(dataclasses.replace(job, precision="bf16-mixed"))
+    assert full["status"] == bf16["status"] == "ok"
+    assert full["metrics"]["mse_step1"] != bf16["metrics"]["mse_step1"]
+    assert abs(full["metrics"]["mse_step1"] - bf16["metrics"]["mse_step1"]) < 0.5  # same training, lower precision
