@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+
+from suite.api import RunOutput
 
 NOISE_TYPES = ("gaussian", "gsde", "lattice")
 _LOG_2PI = math.log(2 * math.pi)
@@ -252,3 +255,12 @@ def noise_correlation(head: ExplorationHead, latents: torch.Tensor) -> tuple[flo
         n = corr.shape[0]
         off = corr[~torch.eye(n, dtype=torch.bool)].abs()
         return (float(off.mean()) if n > 1 else 0.0), corr.tolist()
+
+
+def exploration_output(actor: torch.nn.Module, head: ExplorationHead, tracker: Any, env_steps: int) -> RunOutput:
+    """A PPO/SAC result: the last evaluation plus the noise correlation over the states it visited."""
+    with torch.no_grad():
+        latents = actor(torch.from_numpy(tracker.visited))
+    corr, matrix = noise_correlation(head, latents)
+    return RunOutput(metrics={**tracker.last, "noise_correlation": corr}, curves=tracker.curves, steps=env_steps,
+                     step_unit="env_steps", extras={"noise_correlation_matrix": matrix})

@@ -19,7 +19,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from baselines.exploration import ExplorationHead, maybe_reset_noise, noise_correlation
+from baselines.exploration import ExplorationHead, exploration_output, maybe_reset_noise
 from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, adam, mlp
 from suite.api import RunContext, RunOutput, Throttle, check_finite
 from suite.registry import register_baseline
@@ -156,12 +156,7 @@ class PPO(L.LightningModule):
         self.progress(self.env_steps, self.tracker.total_steps)
 
     def run_output(self) -> RunOutput:
-        with torch.no_grad():
-            latents = self.actor(torch.from_numpy(self.tracker.visited))
-        corr, matrix = noise_correlation(self.head, latents)
-        metrics = {**self.tracker.last, "noise_correlation": corr}
-        return RunOutput(metrics=metrics, curves=self.tracker.curves, steps=self.env_steps, step_unit="env_steps",
-                         extras={"noise_correlation_matrix": matrix})
+        return exploration_output(self.actor, self.head, self.tracker, self.env_steps)
 
 
 def fit_rl(module: L.LightningModule, ctx: RunContext) -> RunOutput:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from baselines.exploration import ExplorationHead, noise_correlation
+from baselines.exploration import ExplorationHead, exploration_output
 from baselines.ppo import fit_rl
 from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, adam, mlp
 from suite.api import RunContext, RunOutput, check_finite
@@ -185,12 +185,7 @@ class SAC(L.LightningModule):
         self.progress(self.env_steps, self.tracker.total_steps)
 
     def run_output(self) -> RunOutput:
-        with torch.no_grad():
-            latents = self.actor(torch.from_numpy(self.tracker.visited))
-        corr, matrix = noise_correlation(self.head, latents)
-        metrics = {**self.tracker.last, "noise_correlation": corr}
-        return RunOutput(metrics=metrics, curves=self.tracker.curves, steps=self.env_steps, step_unit="env_steps",
-                         extras={"noise_correlation_matrix": matrix})
+        return exploration_output(self.actor, self.head, self.tracker, self.env_steps)
 
 
 @register_baseline("sac", defaults=DEFAULTS, env_families=("continuous_gym",), module_class=SAC)

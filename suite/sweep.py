@@ -208,18 +208,23 @@ class WorkerPool:
         return read_record(path)
 
 
-def run_sweep(jobs: list[Job], root: Path, workers: int, force: bool = False,
-              reporter: Any = None, in_process: bool = False) -> SweepSummary:
-    """Run whatever of ``jobs`` has no valid record yet (all with ``force``); see :class:`SweepSummary`."""
+def begin_sweep(jobs: list[Job], root: Path, force: bool, reporter: Any) -> tuple[list[Job], SweepSummary, Any]:
+    """What every executor does first: pin the code version, find what is left to run, announce it."""
     from suite.progress import SweepReporter
 
     pin_git_state()
     todo, skipped, corrupt = pending(jobs, root, force)
-    summary = SweepSummary(skipped=skipped, corrupt=corrupt)
     reporter = reporter or SweepReporter()
     for message in corrupt:
         reporter.note(f"corrupt record, re-running: {message}")
     reporter.begin(total=len(jobs), already_done=len(skipped), to_run=len(todo))
+    return todo, SweepSummary(skipped=skipped, corrupt=corrupt), reporter
+
+
+def run_sweep(jobs: list[Job], root: Path, workers: int, force: bool = False,
+              reporter: Any = None, in_process: bool = False) -> SweepSummary:
+    """Run whatever of ``jobs`` has no valid record yet (all with ``force``); see :class:`SweepSummary`."""
+    todo, summary, reporter = begin_sweep(jobs, root, force, reporter)
     try:
         if in_process or not todo:
             for job in todo:

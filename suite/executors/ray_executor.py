@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from suite.runner import Job, failed_record, run_one
-from suite.store import GIT_ENV, pin_git_state, read_record, write_record
-from suite.sweep import THREAD_ENV, SweepSummary, pending
+from suite.store import GIT_ENV, read_record, write_record
+from suite.sweep import THREAD_ENV, SweepSummary, begin_sweep
 
 
 def _execute(job: Job) -> dict[str, Any]:
@@ -33,15 +33,7 @@ def run_sweep_ray(jobs: list[Job], root: Path, force: bool = False, address: str
         import ray
     except ImportError:
         raise RuntimeError("the ray executor needs the [ray] extra: pip install -e '.[ray]'") from None
-    from suite.progress import SweepReporter
-
-    pin_git_state()
-    todo, skipped, corrupt = pending(jobs, root, force)
-    summary = SweepSummary(skipped=skipped, corrupt=corrupt)
-    reporter = reporter or SweepReporter()
-    for message in corrupt:
-        reporter.note(f"corrupt record, re-running: {message}")
-    reporter.begin(total=len(jobs), already_done=len(skipped), to_run=len(todo))
+    todo, summary, reporter = begin_sweep(jobs, root, force, reporter)
     if not todo:
         reporter.end()
         return summary
