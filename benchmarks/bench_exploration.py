@@ -96,8 +96,8 @@ def test_sac_speed(benchmark: object) -> None:
     benchmark.extra_info.update(speeds)
     benchmark.pedantic(_ours, args=("sac", "gsde", 200), rounds=1, iterations=1)
     print("SAC steps/s", speeds)
-    # The brief's target is 1.5x, which equal FLOPs rule out here: one gradient step (three twin-critic passes,
-    # two actor passes, their backwards; ~300M MACs at 256x256, batch 256) is matmul-bound at ~7 ms on one core,
-    # against SB3's ~9.7 ms.  We measure 1.15-1.45x on a loaded machine; assert the floor we reliably clear.
-    assert speeds["gsde"] >= 1.1 * speeds["sb3_gsde"]
-    assert speeds["lattice"] >= 0.7 * speeds["gsde"]
+    # The target (1.5x SB3; Lattice within 20% of gSDE) is asserted as stated, and is not met yet: one gradient
+    # step (three twin-critic passes, two actor passes, their backwards; ~300M MACs at 256x256, batch 256) is
+    # matmul-bound at ~7 ms on one core against SB3's ~9.7 ms, so equal FLOPs cap us near 1.3-1.45x.
+    assert speeds["gsde"] >= 1.5 * speeds["sb3_gsde"]
+    assert speeds["lattice"] >= 0.8 * speeds["gsde"]
