@@ -20,6 +20,16 @@ def _matplotlib():
     return plt
 
 
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
+    """Lay out, write and close a figure (every figure plugin ends this way); returns ``path``."""
+    plt = _matplotlib()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def align_curves(curves: list[list[list[float]]]) -> tuple[np.ndarray, np.ndarray]:
     """Put seeds' curves on the first curve's x grid (linear interpolation where the grids differ)."""
     xs = np.array([p[0] for p in curves[0]], dtype=float)
@@ -73,9 +83,4 @@ def curve_figure(task: str, curve: str, records: list[dict[str, Any]], out_dir: 
     for ax in list(axes.flat)[len(envs):]:
         ax.set_visible(False)
     fig.suptitle(f"{task}: {curve} (mean, 95% bootstrap CI over seeds)")
-    fig.tight_layout()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{slug(curve)}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_dir / f"{slug(curve)}.png")

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from suite.plots import save_figure
 from suite.registry import register_figure
 
 
@@ -71,11 +72,7 @@ def task_accuracy_figure(spec: Any, records: list[dict[str, Any]], out_dir: Path
                    ylim=(0, 1.02), xlim=(0, n_tasks))
         axes[0].legend(fontsize=7, loc="lower left")
         fig.suptitle(f"{getattr(spec, 'name', '')} {env}: accuracy on each task during training")
-        fig.tight_layout()
-        path = out_dir / f"continual_task_accuracy_{_safe(env)}.png"
-        fig.savefig(path, dpi=110)
-        _plt().close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out_dir / f"continual_task_accuracy_{_safe(env)}.png"))
     return paths
 
 
@@ -99,9 +96,5 @@ def r_matrix_figure(spec: Any, records: list[dict[str, Any]], out_dir: Path) -> 
             ax.set_yticks(range(n_tasks + 1), ["init"] + [str(i) for i in range(1, n_tasks + 1)])
             ax.set(title=f"{variant} (n={len(runs)})", xlabel="test task j", ylabel="after training task i")
         fig.suptitle(f"{getattr(spec, 'name', '')} {env}: R matrix")
-        fig.tight_layout()
-        path = out_dir / f"continual_r_matrix_{_safe(env)}.png"
-        fig.savefig(path, dpi=110)
-        _plt().close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out_dir / f"continual_r_matrix_{_safe(env)}.png"))
     return paths

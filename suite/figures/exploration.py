@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from suite.plots import save_figure
 from suite.registry import register_figure
 
 
@@ -57,9 +58,5 @@ def exploration_noise(spec: Any, records: list[dict[str, Any]], out_dir: Path) -
         ax.set_ylabel("eval return")
         ax.set_title(env, fontsize=9)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out_dir / f"{spec.name}_{env.replace('/', '_')}_return_vs_energy.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out_dir / f"{spec.name}_{env.replace('/', '_')}_return_vs_energy.png", dpi=120))
     return paths

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from suite.plots import save_figure
 from suite.registry import register_figure
 
 
@@ -68,11 +69,7 @@ def gan_samples(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
             ax.set_xticks([])
             ax.set_yticks([])
         fig.suptitle(f"{env}: samples of each model's best run", fontsize=9)
-        fig.tight_layout()
-        path = Path(out_dir) / f"gan_samples_{env}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, Path(out_dir) / f"gan_samples_{env}.png", dpi=120))
     return paths
 
 
@@ -92,11 +89,7 @@ def fid_boxplot(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
         ax.set_yscale("log")
         ax.set_ylabel("FID (lower is better, log scale)")
         ax.set_title(f"{env}: FID over the hyperparameter search ({sum(map(len, values))} runs)", fontsize=9)
-        fig.tight_layout()
-        path = Path(out_dir) / f"fid_boxplot_{env}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, Path(out_dir) / f"fid_boxplot_{env}.png", dpi=120))
     return paths
 
 
@@ -116,9 +109,5 @@ def is_vs_fid(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
         ax.set_ylabel("Inception Score (higher is better)")
         ax.legend(fontsize=7)
         ax.set_title(f"{env}: IS vs FID per run", fontsize=9)
-        fig.tight_layout()
-        path = Path(out_dir) / f"is_vs_fid_{env}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, Path(out_dir) / f"is_vs_fid_{env}.png", dpi=120))
     return paths
