@@ -139,7 +139,8 @@ DEFAULTS: dict[str, Any] = dict(
 )
 
 
-@register_baseline("gan", defaults=DEFAULTS, env_families=("images", "points2d"), module_class=GAN)
+@register_baseline("gan", defaults=DEFAULTS, env_families=("images", "points2d"), module_class=GAN,
+                   distributed=True)
 def fit(ctx: RunContext) -> RunOutput:
     """GAN (mm / ns / lsgan / wgan / wgan_gp / dragan) on an image set or a 2-D mixture; FID / IS / KID."""
 

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from suite.api import Diverged, RunContext, RunOutput, Throttle, check_finite
+from suite.distributed import rank_seed, replica_checksums
 
 
 def _maybe_bn1d(features: int, enabled: bool) -> nn.Module:
@@ -178,15 +179,27 @@ def fit_generative(ctx: RunContext, build: Callable[[dict[str, Any], tuple[int, 
 
     step = 0
     start, start_cpu = time.perf_counter(), time.process_time()
+    # Under DDP (--devices W) each rank takes batch_size / W of every minibatch (Lightning shards the sampler),
+    # so the run makes the same number of updates on the same global batch size as on one device.
+    world = ctx.world_size
+    if batch_size % world:
+        raise ValueError(f"batch_size {batch_size} is not divisible by the {world} devices")
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(data.train), batch_size=batch_size,
+        torch.utils.data.TensorDataset(data.train), batch_size=batch_size // world,
         sampler=torch.utils.data.RandomSampler(data.train, replacement=True, num_samples=steps * batch_size))
     if hp.get("driver", "trainer") == "trainer":
-        callbacks = [_AfterStep(after_step)]
-        trainer = pl.Trainer(**ctx.trainer_kwargs(max_epochs=1, num_sanity_val_steps=0, callbacks=callbacks))
+        rank_noise = _RankNoise(ctx.seed)
+        callbacks = [_AfterStep(after_step), rank_noise]
+        trainer = pl.Trainer(**ctx.trainer_kwargs(max_epochs=1, num_sanity_val_steps=0, callbacks=callbacks,
+                                                  find_unused_parameters=True,
+                                                  sync_batchnorm=world > 1 and ctx.accelerator != "cpu"))
         trainer.fit(module, loader)
+        replica_sums = rank_noise.replica_sums
+    elif world > 1:
+        raise ValueError("driver: loop is single-device; use driver: trainer with several devices")
     else:
         _plain_loop(module, loader, after_step)
+        replica_sums = []
     train_time = time.perf_counter() - start
     train_cpu = time.process_time() - start_cpu
 
@@ -196,6 +209,7 @@ def fit_generative(ctx: RunContext, build: Callable[[dict[str, Any], tuple[int, 
         raise Diverged(steps, f"non-finite metric in {metrics}")
     shown = samples[:64] if data.is_image else samples[:1000]
     extras = dict(
+        **({"replica_param_sums": replica_sums} if replica_sums else {}),
         hparams_search={k: hp[k] for k in ("hp_index", *search_keys)}, num_samples=len(samples),
         train_time_s=train_time, train_cpu_s=train_cpu, sample_shape=list(data.shape),
         samples=np.round(shown.flatten(1).numpy(), 3).tolist(), **evaluator.info,
@@ -211,6 +225,23 @@ class _AfterStep(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         self.fn(outputs, batch_idx)
+
+
+class _RankNoise(pl.Callback):
+    """Under DDP, a rank-specific torch stream so ranks draw different latent noise, and the replica check at the
+    end (one device: no-op)."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+        self.replica_sums: list[float] = []
+
+    def on_fit_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.world_size > 1:
+            torch.manual_seed(rank_seed(self.seed, trainer.global_rank))
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.replica_sums = replica_checksums(module)
 
 
 class _LoopStrategy:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call
 
-from baselines.meta_common import SINE_DEFAULTS, SineMetaLearner, fit_sine, mlp_forward, sgd_adapt
+from baselines.meta_common import SINE_DEFAULTS, SineMetaLearner, fit_sine, mlp_forward, sgd_adapt, weighted
 from suite.api import RunContext, RunOutput
 from suite.envs.sinusoid import SineTasks
 from suite.registry import register_baseline
@@ -71,13 +71,13 @@ class MAML(SineMetaLearner):
         opt = self.optimizers()
         loss = maml_loss(self.params(), tasks, h.inner_lr, h.inner_steps, h.first_order)
         opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        self.manual_backward(weighted(loss, self.rank_weight))
         opt.step()
         return loss.detach()
 
 
 @register_baseline("maml", defaults={**SINE_DEFAULTS, "first_order": False}, env_families=("sinusoid",),
-                   module_class=MAML)
+                   module_class=MAML, distributed=True)
 def fit_maml(ctx: RunContext) -> RunOutput:
     """MAML (second order; first_order=True gives FOMAML) on sinusoid regression."""
     return fit_sine(MAML, ctx)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.meta_common import train_meta_learner
+from baselines.meta_common import split_meta_batch, train_meta_learner, weighted
 from suite.api import RunContext, RunOutput, check_finite
 from suite.data.omniglot import EpisodeSampler, load_omniglot, parse_env, split_characters
 from suite.registry import register_baseline
@@ -81,6 +81,10 @@ class MAMLClassifier(L.LightningModule):
         self.meta_loss_curve: list[tuple[float, float]] = []
         self._loss_sum, self._loss_count = 0.0, 0
         self.progress: Any = lambda step, total: None
+        self.tasks_per_rank, self.rank_weight = self.cfg["meta_batch"], 1.0
+
+    def on_fit_start(self) -> None:
+        self.tasks_per_rank, self.rank_weight = split_meta_batch(self, self.hparams.seed, self.cfg["meta_batch"])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.outer_lr)
@@ -126,11 +130,11 @@ class MAMLClassifier(L.LightningModule):
         n = min(h.iters_per_step, h.meta_iterations - self.iteration)
         log_every = max(1, h.meta_iterations // h.curve_points)
         for _ in range(n):
-            episode = self.sampler.sample(self.cfg["meta_batch"], self.task_rng)
+            episode = self.sampler.sample(self.tasks_per_rank, self.task_rng)
             losses, _ = self.episode_losses(episode, self.cfg["inner_steps"], h.first_order)
             loss = losses.mean()
             opt.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
+            self.manual_backward(weighted(loss, self.rank_weight))
             opt.step()
             self.iteration += 1
             self._loss_sum += float(loss)
@@ -158,7 +162,8 @@ class MAMLClassifier(L.LightningModule):
         return (100.0 * totals / done).tolist()
 
 
-@register_baseline("maml_omniglot", defaults=DEFAULTS, env_families=("omniglot",), module_class=MAMLClassifier)
+@register_baseline("maml_omniglot", defaults=DEFAULTS, env_families=("omniglot",), module_class=MAMLClassifier,
+                   distributed=True)
 def fit_maml_omniglot(ctx: RunContext) -> RunOutput:
     """MAML (first_order=True: FOMAML) few-shot classifier on Omniglot with the 4-layer conv net."""
     n_way, k_shot = parse_env(ctx.env)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from suite.api import RunContext, RunOutput, Throttle, check_finite
+from suite.distributed import rank_seed, replica_checksums
 from suite.envs.sinusoid import SineTasks, eval_tasks, k_shot_of, sample_tasks
 
 Params = list[torch.Tensor]  # [W1, b1, W2, b2, ...]; W (out, in) or (T, out, in), b (out,) or (T, out)
@@ -126,6 +127,42 @@ def make_mlp(in_dim: int, hidden: int, layers: int, out_dim: int = 1) -> nn.Sequ
     return nn.Sequential(*mods)
 
 
+# ---------------------------------------------------------------------------- several devices (DDP)
+def split_meta_batch(module: L.LightningModule, seed: int, meta_batch: int) -> tuple[int, float]:
+    """(tasks this rank draws, weight of its mean loss); call from ``on_fit_start``.
+
+    Under DDP each of W ranks draws its share of the meta-batch (M // W, the first M % W ranks one more)
+    from its own task stream, and scales its mean loss by ``share * W / M``, so DDP's average of the
+    ranks' gradients is exactly the gradient of the mean over all M tasks, even when W does not divide M.
+    On one device: (M, 1.0) and the task stream is untouched, so records stay bit-identical.
+    """
+    world = _world(module)
+    if world == 1:
+        return meta_batch, 1.0
+    if meta_batch < world:
+        raise ValueError(f"meta_batch {meta_batch} is smaller than the {world} devices")
+    rank = module.global_rank
+    share = meta_batch // world + (rank < meta_batch % world)
+    module.task_rng = torch.Generator().manual_seed(rank_seed(seed, rank))
+    return share, share * world / meta_batch
+
+
+def weighted(loss: torch.Tensor, weight: float) -> torch.Tensor:
+    """``loss`` scaled by its rank's weight (:func:`split_meta_batch`); untouched on one device."""
+    return loss if weight == 1.0 else loss * weight
+
+
+def average_gradients(module: L.LightningModule, params: Params) -> None:
+    """Mean of ``.grad`` over ranks, for updates that set gradients without a backward (Reptile)."""
+    if _world(module) > 1:
+        for p in params:
+            p.grad = module.trainer.strategy.reduce(p.grad, reduce_op="mean")
+
+
+def _world(module: L.LightningModule) -> int:
+    return module._trainer.world_size if module._trainer is not None else 1
+
+
 # ---------------------------------------------------------------------------- Lightning module and fit loop
 class SineMetaLearner(L.LightningModule, abc.ABC):
     """Base: an MLP, a task stream from the run's seed, a chunked manual-optimisation training step."""
@@ -147,6 +184,14 @@ class SineMetaLearner(L.LightningModule, abc.ABC):
         self.eval_curve: list[tuple[float, float]] = []
         self.eval_set: SineTasks | None = None
         self.progress: Any = lambda step, total: None
+        self.tasks_per_rank, self.rank_weight = h.meta_batch, 1.0
+        self.replica_sums: list[float] = []
+
+    def on_fit_start(self) -> None:
+        self.tasks_per_rank, self.rank_weight = split_meta_batch(self, self.hparams.seed, self.hparams.meta_batch)
+
+    def on_train_end(self) -> None:
+        self.replica_sums = replica_checksums(self)
 
     def params(self) -> Params:
         return [t for layer in self.net if isinstance(layer, nn.Linear) for t in (layer.weight, layer.bias)]
@@ -169,7 +214,7 @@ class SineMetaLearner(L.LightningModule, abc.ABC):
         log_every = max(1, total // h.curve_points)
         eval_every = max(1, total // h.eval_points) if h.eval_points else 0
         for j in range(n):
-            tasks = sample_tasks(h.meta_batch, h.k_shot, self.k_query, self.task_rng)
+            tasks = sample_tasks(self.tasks_per_rank, h.k_shot, self.k_query, self.task_rng)
             losses[j] = self.meta_step(tasks)
             self.iteration += 1
             self.loss_sum += float(losses[j])
@@ -212,7 +257,8 @@ def train_meta_learner(module: L.LightningModule, ctx: RunContext | None = None,
     kwargs = ctx.trainer_kwargs() if ctx is not None else dict(
         accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, deterministic=True)
-    kwargs.update(max_epochs=1, num_sanity_val_steps=0, **trainer_overrides)
+    # The loader only counts chunks of meta-iterations; under DDP every rank runs all of them.
+    kwargs.update(max_epochs=1, num_sanity_val_steps=0, use_distributed_sampler=False, **trainer_overrides)
     if ctx is not None:
         module.progress = Throttle(ctx.progress)
     start = time.perf_counter()
@@ -235,5 +281,6 @@ def fit_sine(module_class: type[SineMetaLearner], ctx: RunContext) -> RunOutput:
                 "meta_loss": module.meta_loss_curve, "eval_mse_step1": module.eval_curve},
         steps=module.iteration,
         step_unit="meta-iterations",
-        extras={"train_seconds": train_s, "ms_per_meta_iteration": 1000 * train_s / max(1, module.iteration)},
+        extras={"train_seconds": train_s, "ms_per_meta_iteration": 1000 * train_s / max(1, module.iteration),
+                **({"replica_param_sums": module.replica_sums} if module.replica_sums else {})},
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from baselines.meta_common import SINE_DEFAULTS, SineMetaLearner, fit_sine, mlp_forward
+from baselines.meta_common import SINE_DEFAULTS, SineMetaLearner, fit_sine, mlp_forward, weighted
 from suite.api import RunContext, RunOutput
 from suite.envs.sinusoid import SineTasks
 from suite.registry import register_baseline
@@ -27,7 +27,7 @@ class Pretrain(SineMetaLearner):
         y = torch.cat([tasks.y_support, tasks.y_query], dim=1)
         loss = (mlp_forward(self.params(), self.inputs(tasks, x)) - y).pow(2).mean()
         opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        self.manual_backward(weighted(loss, self.rank_weight))
         opt.step()
         return loss.detach()
 
@@ -38,7 +38,8 @@ class Oracle(Pretrain):
     oracle_inputs = True
 
 
-@register_baseline("pretrain", defaults=dict(SINE_DEFAULTS), env_families=("sinusoid",), module_class=Pretrain)
+@register_baseline("pretrain", defaults=dict(SINE_DEFAULTS), env_families=("sinusoid",), module_class=Pretrain,
+                   distributed=True)
 def fit_pretrain(ctx: RunContext) -> RunOutput:
     """Pre-training on the joint loss over tasks, fine-tuned on K points at test time."""
     return fit_sine(Pretrain, ctx)
@@ -47,7 +48,7 @@ def fit_pretrain(ctx: RunContext) -> RunOutput:
 # The oracle already knows the task; fine-tuning it on K points only adds noise (its inputs include the
 # amplitude, up to 5, so lr 0.01 is too large for its first layer), and the paper draws it as a flat line.
 @register_baseline("oracle", defaults={**SINE_DEFAULTS, "eval_lr": 0.0}, env_families=("sinusoid",),
-                   module_class=Oracle)
+                   module_class=Oracle, distributed=True)
 def fit_oracle(ctx: RunContext) -> RunOutput:
     """Regression that receives the task's amplitude and phase as extra inputs."""
     return fit_sine(Oracle, ctx)

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 import torch
 
-from baselines.meta_common import SINE_DEFAULTS, SineMetaLearner, fit_sine, mlp_forward, sgd_adapt
+from baselines.meta_common import (
+    SINE_DEFAULTS,
+    SineMetaLearner,
+    average_gradients,
+    fit_sine,
+    mlp_forward,
+    sgd_adapt,
+    weighted,
+)
 from suite.api import RunContext, RunOutput
 from suite.envs.sinusoid import SineTasks
 from suite.registry import register_baseline
@@ -41,7 +49,8 @@ class Reptile(SineMetaLearner):
         with torch.no_grad():
             adapted = sgd_adapt(params, x, y, h.inner_lr, h.inner_steps, create_graph=False)
             for p, phi in zip(params, adapted):
-                p.grad = p - phi.mean(dim=0)
+                p.grad = weighted(p - phi.mean(dim=0), self.rank_weight)
+            average_gradients(self, params)  # no backward pass, so DDP's hooks never see these
             # the objective reported is the post-adaptation loss on the task's own points
             loss = (mlp_forward(adapted, x) - y).pow(2).mean()
         opt.step()
@@ -49,7 +58,8 @@ class Reptile(SineMetaLearner):
         return loss
 
 
-@register_baseline("reptile", defaults=REPTILE_DEFAULTS, env_families=("sinusoid",), module_class=Reptile)
+@register_baseline("reptile", defaults=REPTILE_DEFAULTS, env_families=("sinusoid",), module_class=Reptile,
+                   distributed=True)
 def fit_reptile(ctx: RunContext) -> RunOutput:
     """Reptile with a linearly annealed outer step size."""
     return fit_sine(Reptile, ctx)

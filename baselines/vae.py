@@ -70,7 +70,8 @@ DEFAULTS: dict[str, Any] = dict(
 )
 
 
-@register_baseline("vae", defaults=DEFAULTS, env_families=("images", "points2d"), module_class=VAE)
+@register_baseline("vae", defaults=DEFAULTS, env_families=("images", "points2d"), module_class=VAE,
+                   distributed=True)
 def fit(ctx: RunContext) -> RunOutput:
     """VAE with the GAN generator as decoder; FID / IS / KID of its samples."""
 

@@ -68,8 +68,19 @@ class RunContext:
     devices: int | str = 1
     precision: str = "32-true"
 
-    def trainer_kwargs(self, **overrides: Any) -> dict[str, Any]:
-        """``lightning.Trainer`` keyword arguments: quiet, deterministic, on the requested device."""
+    @property
+    def world_size(self) -> int:
+        """Ranks this run is split over (``--devices N``, see :mod:`suite.distributed`)."""
+        from suite.distributed import world_size_of
+
+        return world_size_of(self.devices)
+
+    def trainer_kwargs(self, find_unused_parameters: bool = False, **overrides: Any) -> dict[str, Any]:
+        """``lightning.Trainer`` keyword arguments: quiet, deterministic, on the requested device(s).
+
+        Several devices mean DDP under torchrun; ``find_unused_parameters`` is for modules whose
+        backward passes leave some parameters out (a GAN's D step does not reach G).
+        """
         kwargs: dict[str, Any] = dict(
             accelerator=self.accelerator,
             devices=self.devices,
@@ -81,6 +92,8 @@ class RunContext:
             enable_model_summary=False,
             default_root_dir=str(self.run_dir),
         )
+        if self.world_size > 1:
+            kwargs["strategy"] = "ddp_find_unused_parameters_true" if find_unused_parameters else "ddp"
         kwargs.update(overrides)
         return kwargs
 

@@ -47,6 +47,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace, specs: list[TaskSpec]):
+    from suite import registry
+    from suite.distributed import world_size_of
     from suite.runner import plan_jobs
 
     jobs = {}
@@ -55,6 +57,12 @@ def _jobs(args: argparse.Namespace, specs: list[TaskSpec]):
             raise SpecError(f"{spec.path}: profiles: no profile {args.profile!r}; has {', '.join(spec.profiles)}")
         jobs[spec.name] = plan_jobs(spec, args.profile, args.seeds, args.threads, args.accelerator, args.devices,
                                     args.precision, _split(args.variants), _split(args.envs))
+        if world_size_of(args.devices) > 1:
+            single = sorted({job.baseline for job in jobs[spec.name]
+                             if not registry.get_baseline(job.baseline).distributed})
+            if single:
+                raise SpecError(f"{spec.path}: --devices {args.devices}: baseline(s) {', '.join(single)} are "
+                                "single-device; run them with --devices 1 or narrow --variants")
         if spec.profiles[args.profile].skip:
             print(f"skipping {spec.name} under `{args.profile}`: {spec.profiles[args.profile].skip}", file=sys.stderr)
     return jobs

@@ -32,6 +32,7 @@ class BaselineEntry:
     env_families: tuple[str, ...]
     description: str
     module_class: type | None = None
+    distributed: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,14 @@ def register_baseline(
     env_families: tuple[str, ...] | list[str],
     description: str = "",
     module_class: type | None = None,
+    distributed: bool = False,
 ) -> Callable[[FitFn], FitFn]:
     """Register ``fit`` under ``name``.
 
     ``defaults`` lists every hyperparameter a spec may set, with its default;
     specs setting any other key are rejected.  ``env_families`` are the env
-    families (see :func:`register_env`) this baseline can run on.
+    families (see :func:`register_env`) this baseline can run on.  ``distributed``: ``fit`` is
+    correct when run as several DDP ranks (``--devices N``, see :mod:`suite.distributed`).
     """
 
     def wrap(fit: FitFn) -> FitFn:
@@ -70,7 +73,7 @@ def register_baseline(
             raise ValueError(f"baseline {name!r} registered twice")
         BASELINES[name] = BaselineEntry(
             name, fit, dict(defaults), tuple(env_families), description or (fit.__doc__ or "").strip().split("\n")[0],
-            module_class,
+            module_class, distributed,
         )
         return fit
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from suite.api import Diverged, ProgressFn, RunContext
+from suite.distributed import world_size_of
 from suite.spec import TaskSpec
 from suite.store import RunKey, config_hash, provenance
 
@@ -90,13 +91,22 @@ def seed_everything(seed: int, threads: int) -> None:
         lightning_seed(seed, workers=True)
 
 
+def quiet_lightning() -> None:
+    """No per-run banners or per-step library warnings in sweep logs."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")  # Lightning internals, once per step
+    warnings.filterwarnings("ignore", message=r".*TF32 acceleration on top of oneDNN")  # torch, on every import
+    warnings.filterwarnings("ignore", message=r".*MinAtar/.*-v0 is out of date")  # v0 = the paper's full action set
+
+
 def base_record(job: Job) -> dict[str, Any]:
     return {
         "task": job.key.task, "variant": job.key.variant, "env": job.key.env, "seed": job.key.seed,
         "profile": job.key.profile, "baseline": job.baseline, "config": job.hparams,
         "config_hash": job.config_hash, "status": "failed", "reason": None, "diverged_step": None,
         "metrics": {}, "curves": {}, "extras": {}, "steps": 0, "step_unit": "steps", "wall_time_s": 0.0,
-        "throughput": None, "provenance": provenance(job.threads, job.accelerator),
+        "throughput": None, "provenance": provenance(job.threads, job.accelerator, world_size_of(job.devices)),
     }
 
 
@@ -119,12 +129,19 @@ def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None =
                      progress=progress or (lambda step, total: None), accelerator=job.accelerator,
                      devices=job.devices, precision=job.precision)
     seed_everything(job.key.seed, job.threads)
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):  # no per-run banners in sweep logs
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")  # Lightning internals, once per step
+    quiet_lightning()
     start = time.perf_counter()
     try:
-        output = entry.fit(ctx)
+        world = ctx.world_size
+        if world > 1:
+            if not entry.distributed:
+                raise ValueError(f"baseline {job.baseline!r} is single-device; run it with --devices 1 "
+                                 f"(got --devices {job.devices})")
+            from suite.distributed import launch
+
+            output = launch(job, ctx, world)
+        else:
+            output = entry.fit(ctx)
         bad = [name for name, value in output.metrics.items() if not _finite(value)]
         record.update(metrics=output.metrics, curves={k: [list(p) for p in v] for k, v in output.curves.items()},
                       extras=output.extras, steps=int(output.steps), step_unit=output.step_unit)

@@ -186,7 +186,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def provenance(threads: int, accelerator: str = "cpu") -> dict[str, Any]:
+def provenance(threads: int, accelerator: str = "cpu", world_size: int = 1) -> dict[str, Any]:
     """Where and with what a run was produced."""
     import lightning
     import numpy
@@ -199,6 +199,7 @@ def provenance(threads: int, accelerator: str = "cpu") -> dict[str, Any]:
         "python": platform.python_version(), "torch": torch.__version__, "lightning": lightning.__version__,
         "numpy": numpy.__version__, "platform": platform.platform(), "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(), "gpu": gpu, "accelerator": accelerator, "threads": threads,
+        **({"world_size": world_size} if world_size > 1 else {}),
         "device_class": device_class(accelerator),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }

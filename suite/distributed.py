@@ -1,0 +1,121 @@
+"""Multi-device runs: one run as N DDP ranks under ``torchrun``.
+
+``--devices N`` (N > 1) turns each run into N processes started by ``torch.distributed.run``; inside
+them Lightning's DDP strategy finds the torchrun environment and does not launch processes itself.
+Why torchrun and not Lightning's own launchers: the ``ddp`` launcher re-executes ``sys.argv`` (here
+the sweep command, not the run), and ``ddp_spawn``/``ddp_fork`` hand back only rank 0's weights, not
+the curves and metrics a baseline keeps on its module.  With torchrun every rank runs the ordinary
+``fit(ctx)``; rank 0 pickles its :class:`~suite.api.RunOutput` (or the exception it raised) to a file
+the sweep worker reads, so records, timeouts and failure isolation are the same as a one-device run.
+
+What a rank does differently is the baseline's business, through :func:`rank_and_world`:
+meta-learners split the meta-batch across ranks with rank-specific task streams, generative models
+get a ``DistributedSampler`` from Lightning.  Baselines that cannot use several devices (the RL agents
+run vectorised envs on one device; the continual MLPs train in milliseconds) register
+``distributed=False`` and a multi-device run of them fails with a one-line error.
+
+Works on CPUs too (gloo backend), which is how the test suite checks it without GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from suite.api import RunContext, RunOutput
+
+
+def world_size_of(devices: int | str) -> int:
+    """Number of ranks a ``--devices`` value asks for: an int, or a comma list of device ids."""
+    if isinstance(devices, int):
+        return max(devices, 1)
+    text = str(devices).strip()
+    if text.isdigit():
+        return max(int(text), 1)
+    if "," in text or text.startswith("["):
+        return len([d for d in text.strip("[]").split(",") if d.strip()])
+    return 1  # "auto" and friends: one process, Lightning picks the device
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) outside a distributed run."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """Seed of rank ``rank``'s own random stream (task sampling, latent noise) in a run seeded ``seed``."""
+    return seed * 1_000_003 + rank + 1
+
+
+def replica_checksums(module: Any) -> list[float]:
+    """Sum of all weights on every rank (a collective; call inside ``fit``): equal entries = replicas in sync."""
+    import torch
+
+    if module._trainer is None or module.trainer.world_size == 1:
+        return []
+    local = torch.stack([p.detach().double().sum() for p in module.parameters()]).sum()
+    return module.all_gather(local).flatten().tolist()
+
+
+def launch(job: Any, ctx: RunContext, world: int) -> RunOutput:
+    """Run ``job`` as ``world`` DDP ranks; return rank 0's output or re-raise the exception it raised."""
+    with tempfile.TemporaryDirectory(prefix="suite-ddp-") as tmp:
+        job_file, out_file = Path(tmp) / "job.pkl", Path(tmp) / "out.pkl"
+        job_file.write_bytes(pickle.dumps((job, str(ctx.run_dir))))
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world}",
+               "-m", "suite.distributed", str(job_file), str(out_file)]
+        env = dict(os.environ, OMP_NUM_THREADS=str(job.threads), PYTHONUNBUFFERED="1")
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, preexec_fn=_die_with_parent)
+        if out_file.exists():
+            result = pickle.loads(out_file.read_bytes())
+            if isinstance(result, BaseException):
+                raise result
+            return result
+        lines = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
+        culprit = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "no output")
+        raise RuntimeError(f"DDP run with {world} ranks exited {proc.returncode} without a result: {culprit.strip()}")
+
+
+def _die_with_parent() -> None:
+    from suite.sweep import _set_parent_death_signal
+
+    _set_parent_death_signal()
+
+
+def _rank_main(job_file: str, out_file: str) -> None:
+    """Body of one rank: the same context and seeding as :func:`suite.runner.run_one`, then ``fit``."""
+    from suite import registry
+    from suite.runner import quiet_lightning, seed_everything
+
+    job, run_dir = pickle.loads(Path(job_file).read_bytes())
+    rank = int(os.environ.get("RANK", "0"))
+    ctx = RunContext(task=job.key.task, variant=job.key.variant, env=job.key.env, seed=job.key.seed,
+                     profile=job.key.profile, baseline=job.baseline, hparams=dict(job.hparams),
+                     run_dir=Path(run_dir), accelerator=job.accelerator, devices=job.devices,
+                     precision=job.precision)
+    seed_everything(job.key.seed, job.threads)  # same init on every rank; DDP also broadcasts rank 0's weights
+    quiet_lightning()
+    try:
+        result: Any = registry.get_baseline(job.baseline).fit(ctx)
+    except Exception as error:  # noqa: BLE001 - handed to the sweep worker, which records it
+        result = error
+    if rank == 0:
+        tmp = Path(out_file + ".tmp")
+        try:
+            tmp.write_bytes(pickle.dumps(result))
+        except Exception as error:  # an unpicklable exception still reaches the record, as text
+            tmp.write_bytes(pickle.dumps(RuntimeError(f"{type(result).__name__}: {result} ({error})")))
+        tmp.replace(out_file)
+
+
+if __name__ == "__main__":
+    _rank_main(sys.argv[1], sys.argv[2])
