@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from baselines.optim import FusedAdam
 from baselines.qnets import build_qnet
 from baselines.replay import ReplayBuffer
 from suite.api import RunContext, RunOutput, Throttle, check_finite
@@ -112,8 +113,8 @@ class DQN(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams
         if hp.optimizer == "adam":
-            # fused: one kernel per parameter instead of ~10 (CPU and CUDA); same update rule.
-            return torch.optim.Adam(self.q.parameters(), lr=hp.lr, fused=True)
+            # torch's fused kernel without its per-step Python bookkeeping (baselines.optim); same update rule.
+            return FusedAdam(self.q.parameters(), lr=hp.lr)
         if hp.optimizer == "rmsprop":
             # torch's centered RMSprop: alpha = squared-gradient momentum, eps = min squared gradient,
             # momentum as MinAtar passes it (Nature's "gradient momentum" is the centering average).

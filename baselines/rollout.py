@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from baselines.optim import FusedAdam
 from suite.envs.mujoco_envs import make_env
 
 
@@ -133,8 +134,9 @@ ACTIVATIONS: dict[str, type[torch.nn.Module]] = {"relu": torch.nn.ReLU, "tanh": 
 
 
 def adam(params: object, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
-    """Adam with the fused CPU kernel: one op per step instead of ~8 foreach ops (a third of a small update)."""
-    return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
+    """Adam with the fused CPU kernel (one op per step instead of ~8 foreach ops) and a cached step
+    (:class:`baselines.optim.FusedAdam`): the same update as ``torch.optim.Adam``."""
+    return FusedAdam(params, lr=lr, eps=eps)
 
 
 def mlp(sizes: list[int], activation: type[torch.nn.Module] = torch.nn.ReLU) -> torch.nn.Sequential:

@@ -8,6 +8,9 @@ All ratios are measured in one process with the same hyperparameters (one update
   of the same net and batch on a fixed batch.
 * Lightning's machinery (Trainer, manual_backward) costs <= 15% against running the same module's
   chunks in a plain PyTorch loop.
+* CartPole-v1 at CleanRL's ``dqn.py`` defaults (update every 10 steps, batch 128, 120-84 MLP): >= CleanRL,
+  run side by side from a checkout named by ``CLEANRL_DIR`` (``git clone https://github.com/vwxyzjn/cleanrl``;
+  skipped without one: CleanRL is neither a dependency nor a source of our code).
 * Replay memory: bytes per transition for Atari (one uint8 84x84 frame per slot), 1M transitions <= 7.5 GB.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m pytest benchmarks/bench_dqn.py -q -s``
@@ -16,8 +19,13 @@ Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m pytest benchmarks/bench_dqn.py -q -
 from __future__ import annotations
 
 import logging
+import os
+import re
+import subprocess
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +48,45 @@ COMMON = dict(batch_size=32, buffer_size=10_000, learning_starts=STARTS, train_f
 CARTPOLE = dict(COMMON, optimizer="adam", lr=1e-3, hidden=[64, 64])
 MINATAR = dict(COMMON, optimizer="rmsprop", lr=2.5e-4, rms_alpha=0.95, rms_eps=0.01, rms_momentum=0.95,
                rms_centered=True, total_frames=2_000, learning_starts=100)
+
+
+# CleanRL dqn.py's defaults in our hyperparameter names (its target sync every 500 *steps* = 50 updates).
+CLEANRL_WARMUP, CLEANRL_EPS_FRAMES = 10_000, 250_000
+CLEANRL_DEFAULTS = dict(optimizer="adam", lr=2.5e-4, hidden=[120, 84], batch_size=128, buffer_size=10_000,
+                        learning_starts=CLEANRL_WARMUP, train_freq=10, target_update=50, gamma=0.99, eps_end=0.05,
+                        eps_decay_frames=CLEANRL_EPS_FRAMES, eval_episodes=0, chunk=1_000)
+# Runs CleanRL's unmodified script with its two logging-only imports stubbed (tyro's CLI parser -> fixed Args;
+# TensorBoard's writer -> no-op, which only flatters CleanRL) and its heavy imports done before the clock starts.
+CLEANRL_SHIM = """
+import sys, time, types, runpy
+import gymnasium, numpy, torch
+torch.set_num_threads(1)
+total = int(sys.argv[2])
+tyro = types.ModuleType("tyro")
+tyro.cli = lambda cls: cls(total_timesteps=total, exploration_fraction=EPS_FRAMES / total, cuda=False)
+class SummaryWriter:
+    def __init__(self, *a, **k): pass
+    def add_scalar(self, *a, **k): pass
+    def add_text(self, *a, **k): pass
+    def close(self): pass
+board = types.ModuleType("torch.utils.tensorboard")
+board.SummaryWriter = SummaryWriter
+sys.modules.update({"tyro": tyro, "torch.utils.tensorboard": board})
+sys.path.insert(0, sys.argv[1])
+start = time.perf_counter()
+runpy.run_path(sys.argv[1] + "/cleanrl/dqn.py", run_name="__main__")
+print("WALL", time.perf_counter() - start)
+""".replace("EPS_FRAMES", str(CLEANRL_EPS_FRAMES))
+
+
+def cleanrl_seconds(checkout: Path, total: int) -> float:
+    out = subprocess.run([sys.executable, "-c", CLEANRL_SHIM, str(checkout), str(total)], capture_output=True,
+                         text=True, check=True, cwd=checkout, env=dict(os.environ, OMP_NUM_THREADS="1")).stdout
+    return float(re.findall(r"WALL ([0-9.]+)", out)[-1])
+
+
+def ours_train_seconds(total: int) -> float:
+    return train_dqn("CartPole-v1", 0, dict(CLEANRL_DEFAULTS, total_frames=total)).train_seconds
 
 
 def ours_fps(env: str, hparams: dict) -> float:
@@ -137,6 +184,27 @@ def test_cartpole_vs_sb3(benchmark) -> None:
     print("\nCartPole-v1", {k: round(v, 3) for k, v in result.items()})
     assert result["vs_sb3"] >= 2.0
     assert result["vs_plain"] >= 0.85
+
+
+@pytest.mark.skipif(not os.environ.get("CLEANRL_DIR"), reason="set CLEANRL_DIR to a CleanRL checkout")
+def test_cartpole_vs_cleanrl_at_its_defaults(benchmark) -> None:
+    """Throughput after learning starts, as the difference of two runs (10k and 30k steps past the warm-up)."""
+    checkout = Path(os.environ["CLEANRL_DIR"])
+    short, long = CLEANRL_WARMUP + 10_000, CLEANRL_WARMUP + 30_000
+
+    def measure() -> dict:
+        rate = best_of(2, ours_short=lambda: 1 / ours_train_seconds(short),
+                       ours_long=lambda: 1 / ours_train_seconds(long),
+                       clean_short=lambda: 1 / cleanrl_seconds(checkout, short),
+                       clean_long=lambda: 1 / cleanrl_seconds(checkout, long))  # 1/seconds: best = fastest
+        ours = (long - short) / (1 / rate["ours_long"] - 1 / rate["ours_short"])
+        cleanrl = (long - short) / (1 / rate["clean_long"] - 1 / rate["clean_short"])
+        return dict(ours_fps=ours, cleanrl_fps=cleanrl, vs_cleanrl=ours / cleanrl)
+
+    result = benchmark.pedantic(measure, rounds=1, iterations=1)
+    benchmark.extra_info.update(result)
+    print("\nCartPole-v1 at CleanRL's defaults", {k: round(v, 3) for k, v in result.items()})
+    assert result["vs_cleanrl"] >= 1.0
 
 
 def test_minatar_breakout_vs_sb3_and_bound(benchmark) -> None:
