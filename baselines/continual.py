@@ -71,9 +71,12 @@ class ContinualMLP(L.LightningModule):
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         return masked_logits(self.net(x), mask)
 
-    def training_step(self, batch: tuple[Tensor, Tensor, Tensor | None], batch_idx: int) -> Tensor:
-        x, y, mask = batch
-        loss = F.cross_entropy(self(x, mask), y)
+    def training_step(self, batch: tuple, batch_idx: int) -> Tensor:
+        x, y, mask = batch[:3]
+        if len(batch) == 4:  # a rank's shard of a minibatch of batch[3] samples (DDP, see RankShards)
+            loss = F.cross_entropy(self(x, mask), y, reduction="sum") * (self.trainer.world_size / batch[3])
+        else:
+            loss = F.cross_entropy(self(x, mask), y)
         check_finite(loss, self.steps_done)
         self.steps_done += 1
         return loss
@@ -123,9 +126,34 @@ def train_task_manual(module: ContinualMLP, batches: Batches, epochs: int) -> No
         module.on_train_epoch_end()
 
 
+class RankShards:
+    """This rank's rows ``rank::world`` of every minibatch, with the minibatch's full size.
+
+    Each rank's loss is its shard's summed cross-entropy times ``world / size``, so DDP's average over ranks is
+    the full minibatch's mean loss (exactly, even for a last minibatch that does not split evenly); the
+    penalty gradients, Fisher estimates and evaluations are computed identically on every rank.
+    """
+
+    def __init__(self, batches: Batches, rank: int, world: int) -> None:
+        self.batches, self.rank, self.world = batches, rank, world
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):  # noqa: ANN204 (generator of tuples)
+        for x, y, mask in self.batches:
+            shard = slice(self.rank, None, self.world)
+            yield x[shard], y[shard], None if mask is None else mask[shard], len(y)
+
+
 def train_task_trainer(module: ContinualMLP, batches: Batches, epochs: int, ctx: RunContext) -> None:
-    trainer = L.Trainer(**ctx.trainer_kwargs(max_epochs=epochs, num_sanity_val_steps=0, limit_val_batches=0))
-    trainer.fit(module, train_dataloaders=batches)
+    from suite.distributed import rank_and_world
+
+    rank, world = rank_and_world()
+    loader = RankShards(batches, rank, world) if world > 1 else batches
+    trainer = L.Trainer(**ctx.trainer_kwargs(max_epochs=epochs, num_sanity_val_steps=0, limit_val_batches=0,
+                                             use_distributed_sampler=False))
+    trainer.fit(module, train_dataloaders=loader)
 
 
 @torch.no_grad()
@@ -152,7 +180,8 @@ def resolve(hparams: dict[str, Any], env: str) -> dict[str, Any]:
     return {k: (recipe[k] if v is None and k in recipe else v) for k, v in hparams.items()}
 
 
-@register_baseline("continual", defaults=DEFAULTS, env_families=("continual",), module_class=ContinualMLP)
+@register_baseline("continual", defaults=DEFAULTS, env_families=("continual",), module_class=ContinualMLP,
+                   distributed=True)
 def fit(ctx: RunContext) -> RunOutput:
     """Sequential training over a task stream with a continual-learning strategy; R matrix and ACC/BWT/FWT."""
     hp = resolve(ctx.hparams, ctx.env)
@@ -160,6 +189,8 @@ def fit(ctx: RunContext) -> RunOutput:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {hp['strategy']!r}")
     if hp["loop"] not in ("manual", "trainer"):
         raise ValueError(f"loop must be 'manual' or 'trainer', got {hp['loop']!r}")
+    if ctx.world_size > 1:
+        hp["loop"] = "trainer"  # DDP needs the Trainer's strategy; the manual loop is single-device
     stream = make_stream(ctx.env)
     n_tasks, epochs = len(stream.tasks), int(hp["epochs"])
     module = ContinualMLP(stream.in_features, stream.n_outputs, list(hp["hidden"]), hp["strategy"], hp["lam"],
@@ -216,7 +247,7 @@ def fit(ctx: RunContext) -> RunOutput:
         "seen_task_acc": [(float(i + 1), a) for i, a in enumerate(seen_acc)],
         "task1_acc": [(float(i), row[0]) for i, row in enumerate(r)],
     }
-    effective = {k: hp[k] for k in ("hidden", "optimizer", "lr", "momentum", "batch_size", "epochs")}
+    effective = {k: hp[k] for k in ("hidden", "optimizer", "lr", "momentum", "batch_size", "epochs", "loop")}
     extras = {
         "R": r,
         "task_names": [task.name for task in stream.tasks],
@@ -226,4 +257,8 @@ def fit(ctx: RunContext) -> RunOutput:
         "time_s": {"train": t_train, "importance": t_importance},
         "final_penalty": module.penalty.value(module.net) if module.penalty is not None else 0.0,
     }
+    if ctx.world_size > 1:
+        from suite.distributed import replica_checksums
+
+        extras["replica_param_sums"] = replica_checksums(module)
     return RunOutput(metrics=metrics, curves=curves, steps=samples, step_unit="samples", extras=extras)

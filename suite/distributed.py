@@ -10,9 +10,10 @@ the sweep worker reads, so records, timeouts and failure isolation are the same 
 
 What a rank does differently is the baseline's business, through :func:`rank_and_world`:
 meta-learners split the meta-batch across ranks with rank-specific task streams, generative models
-get a ``DistributedSampler`` from Lightning.  Baselines that cannot use several devices (the RL agents
-run vectorised envs on one device; the continual MLPs train in milliseconds) register
-``distributed=False`` and a multi-device run of them fails with a one-line error.
+get a ``DistributedSampler`` from Lightning, the continual MLPs train on a slice of every minibatch.
+In every case the global batch and the number of updates are those of the one-device run.  Baselines
+that cannot use several devices (the RL agents run vectorised envs on one device) register without
+``distributed=True`` and a multi-device run of them fails with a one-line error.
 
 Works on CPUs too (gloo backend), which is how the test suite checks it without GPUs.
 """
@@ -43,12 +44,15 @@ def world_size_of(devices: int | str) -> int:
 
 
 def rank_and_world() -> tuple[int, int]:
-    """(rank, world size) of this process: (0, 1) outside a distributed run."""
+    """(rank, world size) of this process: (0, 1) outside a distributed run.
+
+    Before Lightning has set up the process group, torchrun's environment variables answer.
+    """
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
 def rank_seed(seed: int, rank: int) -> int:

@@ -66,3 +66,20 @@ def test_maml_on_two_cpu_ranks_keeps_replicas_in_sync(tmp_path) -> None:
 def test_single_device_baseline_refuses_several_devices(tmp_path) -> None:
     record = run_one(_job("dqn", "CartPole-v1", {}, devices=2), run_dir=tmp_path)
     assert record["status"] == "failed" and "single-device" in record["reason"]
+
+
+@pytest.mark.timeout(300)
+def test_continual_on_two_cpu_ranks_matches_one_device(tmp_path) -> None:
+    """Each rank trains on half of every minibatch; the averaged gradient is the full minibatch's, so EWC's
+    accuracy matrix matches the one-device run up to float summation order."""
+    from suite.spec import load_spec
+
+    baseline, hparams = load_spec("tasks/ewc_permuted_digits.yaml").resolve("ewc", "smoke")
+    one = run_one(_job(baseline, "permuted-digits-3", hparams, devices=1), run_dir=tmp_path / "one")
+    two = run_one(_job(baseline, "permuted-digits-3", hparams, devices=2), run_dir=tmp_path / "two")
+    assert one["status"] == two["status"] == "ok", two["reason"]
+    assert two["extras"]["effective_hparams"]["loop"] == "trainer"
+    sums = two["extras"]["replica_param_sums"]
+    assert len(sums) == 2 and sums[0] == sums[1]
+    for metric in ("acc", "bwt"):
+        assert abs(one["metrics"][metric] - two["metrics"][metric]) < 0.02, metric
