@@ -43,7 +43,7 @@ lint: install-test
 
 ## Speed benchmarks: peer ratios asserted in-process, timings compared with the stored baseline of this
 ## machine class (fails when a median is more than BENCH_FAIL slower); `make bench-save` stores a new baseline.
-MACHINE    := $(shell uname -m)-$(shell nproc 2>/dev/null || echo 1)cpu
+MACHINE    := $(shell uname -m)-$(shell nproc --all 2>/dev/null || echo 1)cpu
 BENCH_DIR  := benchmarks/baselines/$(MACHINE)
 BENCH_FAIL ?= median:25%
 BENCH_ARGS := -q -p no:cacheprovider --benchmark-only --benchmark-storage=file://$(BENCH_DIR) \
