@@ -10,10 +10,9 @@ than the loop and agree with it to 1e-6 relative (norm of the difference over th
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
+from timing import best_time
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
@@ -42,13 +41,6 @@ def vmap_fisher(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str,
     return {k: (g * g).mean(0) for k, g in grads.items()}
 
 
-def _best_of(fn, repeats: int = 3) -> float:  # noqa: ANN001
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def test_fast_fisher(benchmark, problem) -> None:  # noqa: ANN001
@@ -72,9 +64,9 @@ def test_vmap_fisher(benchmark, problem) -> None:  # noqa: ANN001
 
 def test_speedup_over_loop(problem) -> None:  # noqa: ANN001
     model, x, y = problem
-    t_fast = _best_of(lambda: diag_fisher(model, x, y), 5)
-    t_loop = _best_of(lambda: diag_fisher_loop(model, x, y), 2)
-    t_vmap = _best_of(lambda: vmap_fisher(model, x, y), 1)
+    t_fast = best_time(lambda: diag_fisher(model, x, y), 5)
+    t_loop = best_time(lambda: diag_fisher_loop(model, x, y), 2)
+    t_vmap = best_time(lambda: vmap_fisher(model, x, y), 1)
     print(f"\nfisher 1000 samples: matmul {t_fast * 1e3:.1f} ms, loop {t_loop * 1e3:.1f} ms "
           f"({t_loop / t_fast:.1f}x), vmap(grad) {t_vmap * 1e3:.1f} ms ({t_vmap / t_fast:.1f}x)")
     assert t_loop / t_fast >= 10
