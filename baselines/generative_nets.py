@@ -233,7 +233,6 @@ class _RankNoise(pl.Callback):
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
-
         self.replica_sums: list[float] = []
 
     def on_fit_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:

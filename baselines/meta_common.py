@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from suite.api import RunContext, RunOutput, Throttle, check_finite
-from suite.distributed import rank_seed, replica_checksums
+from suite.distributed import module_world_size, rank_seed, replica_checksums
 from suite.envs.sinusoid import SineTasks, eval_tasks, k_shot_of, sample_tasks
 
 Params = list[torch.Tensor]  # [W1, b1, W2, b2, ...]; W (out, in) or (T, out, in), b (out,) or (T, out)
@@ -136,7 +136,7 @@ def split_meta_batch(module: L.LightningModule, seed: int, meta_batch: int) -> t
     ranks' gradients is exactly the gradient of the mean over all M tasks, even when W does not divide M.
     On one device: (M, 1.0) and the task stream is untouched, so records stay bit-identical.
     """
-    world = _world(module)
+    world = module_world_size(module)
     if world == 1:
         return meta_batch, 1.0
     if meta_batch < world:
@@ -154,13 +154,9 @@ def weighted(loss: torch.Tensor, weight: float) -> torch.Tensor:
 
 def average_gradients(module: L.LightningModule, params: Params) -> None:
     """Mean of ``.grad`` over ranks, for updates that set gradients without a backward (Reptile)."""
-    if _world(module) > 1:
+    if module_world_size(module) > 1:
         for p in params:
             p.grad = module.trainer.strategy.reduce(p.grad, reduce_op="mean")
-
-
-def _world(module: L.LightningModule) -> int:
-    return module._trainer.world_size if module._trainer is not None else 1
 
 
 # ---------------------------------------------------------------------------- Lightning module and fit loop

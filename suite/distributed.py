@@ -60,11 +60,16 @@ def rank_seed(seed: int, rank: int) -> int:
     return seed * 1_000_003 + rank + 1
 
 
+def module_world_size(module: Any) -> int:
+    """Ranks of the Trainer ``module`` is attached to (1 without a Trainer)."""
+    return module._trainer.world_size if module._trainer is not None else 1
+
+
 def replica_checksums(module: Any) -> list[float]:
     """Sum of all weights on every rank (a collective; call inside ``fit``): equal entries = replicas in sync."""
     import torch
 
-    if module._trainer is None or module.trainer.world_size == 1:
+    if module_world_size(module) == 1:
         return []
     local = torch.stack([p.detach().double().sum() for p in module.parameters()]).sum()
     return module.all_gather(local).flatten().tolist()
@@ -98,14 +103,11 @@ def _die_with_parent() -> None:
 def _rank_main(job_file: str, out_file: str) -> None:
     """Body of one rank: the same context and seeding as :func:`suite.runner.run_one`, then ``fit``."""
     from suite import registry
-    from suite.runner import quiet_lightning, seed_everything
+    from suite.runner import quiet_lightning, run_context, seed_everything
 
     job, run_dir = pickle.loads(Path(job_file).read_bytes())
     rank = int(os.environ.get("RANK", "0"))
-    ctx = RunContext(task=job.key.task, variant=job.key.variant, env=job.key.env, seed=job.key.seed,
-                     profile=job.key.profile, baseline=job.baseline, hparams=dict(job.hparams),
-                     run_dir=Path(run_dir), accelerator=job.accelerator, devices=job.devices,
-                     precision=job.precision)
+    ctx = run_context(job, Path(run_dir))
     seed_everything(job.key.seed, job.threads)  # same init on every rank; DDP also broadcasts rank 0's weights
     quiet_lightning()
     try:

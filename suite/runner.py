@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from suite.api import Diverged, ProgressFn, RunContext
-from suite.distributed import world_size_of
+from suite.distributed import launch, world_size_of
 from suite.spec import TaskSpec
 from suite.store import RunKey, config_hash, provenance
 
@@ -117,6 +117,14 @@ def failed_record(job: Job, reason: str, wall_time: float = 0.0) -> dict[str, An
     return record
 
 
+def run_context(job: Job, run_dir: Path, progress: ProgressFn | None = None) -> RunContext:
+    """The :class:`RunContext` a baseline's ``fit`` receives for ``job`` (also on every DDP rank)."""
+    return RunContext(task=job.key.task, variant=job.key.variant, env=job.key.env, seed=job.key.seed,
+                      profile=job.key.profile, baseline=job.baseline, hparams=dict(job.hparams), run_dir=run_dir,
+                      progress=progress or (lambda step, total: None), accelerator=job.accelerator,
+                      devices=job.devices, precision=job.precision)
+
+
 def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None = None) -> dict[str, Any]:
     """Run ``job`` in this process and return its (unsealed) record; never raises for a baseline error."""
     from suite import registry
@@ -124,10 +132,7 @@ def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None =
     record = base_record(job)
     entry = registry.get_baseline(job.baseline)
     scratch = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="suite-run-"))
-    ctx = RunContext(task=job.key.task, variant=job.key.variant, env=job.key.env, seed=job.key.seed,
-                     profile=job.key.profile, baseline=job.baseline, hparams=dict(job.hparams), run_dir=scratch,
-                     progress=progress or (lambda step, total: None), accelerator=job.accelerator,
-                     devices=job.devices, precision=job.precision)
+    ctx = run_context(job, scratch, progress)
     seed_everything(job.key.seed, job.threads)
     quiet_lightning()
     start = time.perf_counter()
@@ -137,8 +142,6 @@ def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None =
             if not entry.distributed:
                 raise ValueError(f"baseline {job.baseline!r} is single-device; run it with --devices 1 "
                                  f"(got --devices {job.devices})")
-            from suite.distributed import launch
-
             output = launch(job, ctx, world)
         else:
             output = entry.fit(ctx)

@@ -12,6 +12,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from suite.envs.generative import GenerativeData, load_generative_data
 from suite.metrics import generative as gm
+from suite.metrics import generative_claims as gc
 
 
 class _Linear64(nn.Module):
@@ -132,13 +133,13 @@ def test_claim_checkers_detect_lucic_pattern_and_its_absence() -> None:
     gans = {f"gan{i}": list(10 + i * 0.2 + rng.lognormal(2, 1, 20)) for i in range(4)}
     lucic = _records({**gans, "vae": list(40 + rng.normal(0, 1, 20))})
     args = dict(variants=list(gans), envs=["digits"])
-    assert gm.spread_exceeds_best_gap(args, lucic, "fid", False)["verdict"] == "holds"
+    assert gc.spread_exceeds_best_gap(args, lucic, "fid", False)["verdict"] == "holds"
     pair = dict(lhs="vae", rhs=list(gans), envs=["digits"])
-    assert gm.best_worse_than(pair, lucic, "fid", False)["verdict"] == "holds"
-    assert gm.spread_narrower_than(pair, lucic, "fid", False)["verdict"] == "holds"
+    assert gc.best_worse_than(pair, lucic, "fid", False)["verdict"] == "holds"
+    assert gc.spread_narrower_than(pair, lucic, "fid", False)["verdict"] == "holds"
     # models far apart with tight spreads, and a VAE that is best and widest: every claim fails
     apart = {f"gan{i}": list(10 + 50 * i + rng.normal(0, 0.5, 20)) for i in range(4)}
     opposite = _records({**apart, "vae": list(1 + rng.lognormal(3, 1, 20))})
-    assert gm.spread_exceeds_best_gap(args, opposite, "fid", False)["verdict"] == "fails"
-    assert gm.best_worse_than(pair, opposite, "fid", False)["verdict"] == "fails"
-    assert gm.spread_narrower_than(pair, opposite, "fid", False)["verdict"] == "fails"
+    assert gc.spread_exceeds_best_gap(args, opposite, "fid", False)["verdict"] == "fails"
+    assert gc.best_worse_than(pair, opposite, "fid", False)["verdict"] == "fails"
+    assert gc.spread_narrower_than(pair, opposite, "fid", False)["verdict"] == "fails"
