@@ -104,6 +104,7 @@ class DQN(L.LightningModule):
         self.rng = np.random.Generator(np.random.PCG64([seed, 1]))  # exploration
         self.eval_rng = np.random.Generator(np.random.PCG64([seed, 2]))
         self.progress_fn: Callable[[int, int], None] = lambda step, total: None
+        self._greedy: Callable[[torch.Tensor], int] | None = None
         # Without a Trainer (benchmarks' plain-PyTorch reference loop) the caller sets the optimizer here.
         self.plain_optimizer: torch.optim.Optimizer | None = None
         # Hot-loop counters live on a plain object: nn.Module.__setattr__ costs microseconds per assignment.
@@ -152,9 +153,13 @@ class DQN(L.LightningModule):
         done = (self.n.frames - self.learning_starts) / hp.eps_decay_frames
         return hp.eps_end if done >= 1.0 else hp.eps_start + (hp.eps_end - hp.eps_start) * done
 
-    @torch.inference_mode()
     def greedy(self, state: torch.Tensor) -> int:
-        return int(self.q(state.unsqueeze(0).to(self.device, non_blocking=True)).argmax())
+        """The online net's greedy action for one state (``QNetwork.greedy_fn``, rebuilt every chunk)."""
+        if self._greedy is None:
+            self._greedy = self.q.greedy_fn()
+        if self.device.type != "cpu":
+            state = state.to(self.device, non_blocking=True)
+        return self._greedy(state)
 
     # ------------------------------------------------------------------------------------- learning
     def _backward_fn(self) -> Callable[[torch.Tensor], None]:
@@ -175,6 +180,7 @@ class DQN(L.LightningModule):
         else:
             opt = self.plain_optimizer
         self._backward = self._backward_fn()
+        self._greedy = self.q.greedy_fn()  # on this chunk's parameter storage (the module may have moved)
         started, eval_before = time.perf_counter(), self.eval_seconds
         chunk_returns: list[float] = []
         # RMSProp's running averages of gradients that stay zero (dead ReLUs) decay into denormal floats,

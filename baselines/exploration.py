@@ -26,6 +26,8 @@ which cuts the SAC actor's path from Q to the hidden layers).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +143,28 @@ class ExplorationHead(nn.Module):
             self.register_buffer("_diag_selector", selector, persistent=False)
         self.p_a: torch.Tensor | None = None  # (n, latent, action) perturbation of W
         self.p_x: torch.Tensor | None = None  # (n, latent, latent) perturbation of x (Lattice)
+        self._memo: dict[str, torch.Tensor] | None = None  # see shared_terms
+
+    @contextmanager
+    def shared_terms(self) -> Iterator[None]:
+        """Compute Lattice's weight-only terms (its clipped std, 256 x 262 for SAC, and the covariance basis) once for
+        every ``reset_noise``/``distribution`` call inside the block.  Only for a block in which the head's weights
+        do not change (SAC: one gradient step up to the actor's optimizer step); the backward pass then sums their
+        gradients once instead of differentiating three copies."""
+        self._memo = {}
+        try:
+            yield
+        finally:
+            self._memo = None
+
+    def _shared(self, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        memo = self._memo
+        if memo is None:
+            return compute()
+        value = memo.get(key)
+        if value is None or (torch.is_grad_enabled() and not value.requires_grad):  # never reuse a graph-less copy
+            value = memo[key] = compute()
+        return value
 
     # ----------------------------------------------------------------------------------------------- std
     def _std(self, log_std: torch.Tensor) -> torch.Tensor:
@@ -152,8 +176,8 @@ class ExplorationHead(nn.Module):
         return below + (torch.log1p(safe) + 1.0) * (log_std > 0)
 
     def _lattice_std(self) -> torch.Tensor:
-        log_std = self.log_std.clamp(self.log_std_min, self.log_std_max) - 0.5 * math.log(self.latent_dim)
-        return self._std(log_std)
+        return self._shared("std", lambda: self._std(
+            self.log_std.clamp(self.log_std_min, self.log_std_max) - 0.5 * math.log(self.latent_dim)))
 
     def noise_std(self) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(s_corr (latent x latent) or None, s_ind (latent x action)) for the state-dependent noises."""
@@ -206,6 +230,12 @@ class ExplorationHead(nn.Module):
         mean = self.mean_net(latent)
         return nn.functional.hardtanh(mean, -self.clip_mean, self.clip_mean) if self.clip_mean > 0 else mean
 
+    def _lattice_mix(self) -> torch.Tensor:
+        """(L + A, A^2) map from [x^2 s_corr^2, x^2 s_ind^2] to the flattened covariance."""
+        a, w = self.action_dim, self.mean_net.weight
+        pair = (w.unsqueeze(1) * w.unsqueeze(0)).reshape(a * a, self.latent_dim)
+        return torch.cat([(self.alpha**2) * pair.T, self._diag_selector], 0)
+
     def _gaussian_std(self, latent: torch.Tensor) -> torch.Tensor:
         if self.state_dependent_std:
             return self.log_std_net(latent).clamp(-20.0, 2.0).exp()
@@ -222,15 +252,11 @@ class ExplorationHead(nn.Module):
             return ActionGaussian(mean, std=torch.sqrt(x2 @ self._std(self.log_std) ** 2 + self.epsilon))
         # Sigma_ij = alpha^2 sum_k W_ik W_jk v_k + [i == j] u_i with (v, u) = x^2 [s_corr^2, s_ind^2]: two matmuls,
         # (B, L) @ (L, L + A) then (B, L + A) @ (L + A, A^2), instead of a (B, A, L) broadcast and a batched matmul
-        a, w = self.action_dim, self.mean_net.weight
-        pair = (w.unsqueeze(1) * w.unsqueeze(0)).reshape(a * a, self.latent_dim)
-        mix = torch.cat([(self.alpha**2) * pair.T, self._diag_selector], 0)
-        var = self._lattice_std() ** 2
-        n, lat, width = x2.shape[0], self.latent_dim, var.shape[1]
+        a, n, lat, width = self.action_dim, x2.shape[0], self.latent_dim, self.latent_dim + self.action_dim
         if n * lat * width + n * width * a * a <= lat * width * a * a + n * lat * a * a:
-            cov = ((x2 @ var) @ mix).view(-1, a, a)
+            cov = ((x2 @ self._lattice_std() ** 2) @ self._lattice_mix()).view(-1, a, a)
         else:  # few actions, many states: contract the std with the mixing matrix once, (L, L + A) @ (L + A, A^2)
-            cov = (x2 @ (var @ mix)).view(-1, a, a)
+            cov = (x2 @ self._shared("basis", lambda: self._lattice_std() ** 2 @ self._lattice_mix())).view(-1, a, a)
         if self.std_reg > 0:
             cov = cov + (self.std_reg**2) * torch.eye(a, dtype=cov.dtype)
         return ActionGaussian(mean, cov=cov)

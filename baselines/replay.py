@@ -100,9 +100,10 @@ class ReplayBuffer:
         self._write_frame(next_frame, False)
 
     def _stacked(self, idx: np.ndarray) -> np.ndarray:
-        """States at slots ``idx``: (B, S, *frame) with frames before an episode start zeroed."""
+        """States at slots ``idx`` (taken modulo the capacity): (B, S, *frame), frames before an episode start
+        zeroed."""
         if self.stack == 1:
-            return self._frames[idx]
+            return self._frames.take(idx, axis=0, mode="wrap")  # ``take`` costs a third of fancy indexing
         slots = (idx[:, None] - self._back[None, :]) % self.capacity  # (B, S), column S-1 is idx itself
         out = self._frames[slots]
         # Frame at column k is kept iff no episode starts strictly after it within the stack: a reversed
@@ -119,7 +120,7 @@ class ReplayBuffer:
         return torch.from_numpy(self._stacked(np.array([(self.pos - 1) % self.capacity]))[0])
 
     def _sampleable(self, idx: np.ndarray) -> np.ndarray:
-        ok = self._valid[idx]
+        ok = self._valid.take(idx)
         if self.stack > 1 and self.size == self.capacity:
             # The S-1 oldest slots have lost part of their history to the ring.
             ok &= (idx - self.pos) % self.capacity >= self.stack - 1
@@ -128,10 +129,11 @@ class ReplayBuffer:
     def sample(self, batch_size: int) -> Batch:
         """Uniform sample of complete transitions (rejection of the few invalid slots, vectorised)."""
         idx = self.rng.integers(0, self.size, batch_size)
-        bad = ~self._sampleable(idx)
-        while bad.any():
+        ok = self._sampleable(idx)
+        while not ok.all():
+            bad = ~ok
             idx[bad] = self.rng.integers(0, self.size, int(bad.sum()))
-            bad = ~self._sampleable(idx)
+            ok = self._sampleable(idx)
         return self._gather(idx)
 
     def latest(self) -> Batch:
@@ -142,12 +144,11 @@ class ReplayBuffer:
         return self._gather(idx)
 
     def _gather(self, idx: np.ndarray) -> Batch:
-        nxt = (idx + 1) % self.capacity
         return Batch(
             obs=torch.from_numpy(self._stacked(idx)),
-            actions=torch.from_numpy(self._actions[idx].astype(np.int64)),
-            rewards=torch.from_numpy(self._rewards[idx]),
-            next_obs=torch.from_numpy(self._stacked(nxt)),
-            terminated=torch.from_numpy(self._terminated[idx].astype(np.float32)),
+            actions=torch.from_numpy(self._actions.take(idx).astype(np.int64)),
+            rewards=torch.from_numpy(self._rewards.take(idx)),
+            next_obs=torch.from_numpy(self._stacked(idx + 1)),
+            terminated=torch.from_numpy(self._terminated.take(idx).astype(np.float32)),
             indices=idx,
         )

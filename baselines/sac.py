@@ -145,15 +145,17 @@ class SAC(L.LightningModule):
         size = self.buf["obs"].shape[0] if self.buf_full else self.buf_pos
         idx = torch.randint(size, (hp["batch_size"],))
         obs, act, rew, nxt, term = (self.buf[k][idx] for k in ("obs", "act", "rew", "next", "term"))
-        self.head.reset_noise(1)
-        a_pi, logp = self.sample_action(obs)
-        ent_loss = -(self.log_ent_coef * (logp.detach() + self.target_entropy)).mean()
-        ent_opt.zero_grad(set_to_none=True)
-        self.manual_backward(ent_loss)
-        ent_opt.step()
-        ent_coef = self.log_ent_coef.detach().exp()
+        with self.head.shared_terms():  # the actor's weights stay put until its optimizer step below
+            self.head.reset_noise(1)
+            a_pi, logp = self.sample_action(obs)
+            ent_loss = -(self.log_ent_coef * (logp.detach() + self.target_entropy)).mean()
+            ent_opt.zero_grad(set_to_none=True)
+            self.manual_backward(ent_loss)
+            ent_opt.step()
+            ent_coef = self.log_ent_coef.detach().exp()
+            with torch.no_grad():
+                next_a, next_logp = self.sample_action(nxt)
         with torch.no_grad():
-            next_a, next_logp = self.sample_action(nxt)
             q_next = self.critic_target(nxt, next_a).min(0).values - ent_coef * next_logp
             target = rew + (1.0 - term) * hp["gamma"] * q_next
         critic_loss = 0.5 * (self.critic(obs, act) - target).pow(2).mean(1).sum()

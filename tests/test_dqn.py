@@ -11,6 +11,7 @@ import torch
 
 import baselines.dqn as dqn_module
 from baselines.dqn import DQN, fit, train_dqn
+from baselines.qnets import build_qnet
 from suite.api import RunContext
 
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -140,3 +141,20 @@ def test_same_seed_same_metrics() -> None:
     assert runs[0].metrics == runs[1].metrics and runs[0].curves == runs[1].curves
     assert runs[0].extras["mean_loss_per_chunk"] == runs[1].extras["mean_loss_per_chunk"]
     assert runs[0].extras["mean_loss_per_chunk"] != runs[2].extras["mean_loss_per_chunk"]
+
+
+@pytest.mark.parametrize("kind, shape, dueling", [("mlp", (4,), False), ("minatar", (4, 10, 10), False),
+                                                  ("minatar", (4, 10, 10), True), ("nature", (4, 84, 84), True)])
+def test_greedy_fn_is_the_forward_argmax_and_follows_updates(kind: str, shape: tuple, dueling: bool) -> None:
+    torch.manual_seed(0)
+    q = build_qnet(kind, shape, 6, scale=1 / 255 if kind == "nature" else 1.0, dueling=dueling, hidden=(32, 32))
+    greedy = q.greedy_fn()
+    states = {"mlp": torch.randn(20, *shape), "minatar": (torch.rand(20, *shape) < 0.3).to(torch.uint8),
+              "nature": torch.randint(0, 256, (20, *shape), dtype=torch.uint8)}[kind]
+    for _ in range(2):
+        with torch.no_grad():  # in-place steps, as the optimizer makes: the closure must see them
+            for p in q.parameters():
+                p.add_(torch.randn_like(p) * 0.2)
+            expected = q(states).argmax(1)
+        assert [greedy(s) for s in states] == expected.tolist()
+        assert len(set(expected.tolist())) > 1  # the states really disagree, so the check can fail

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -158,3 +159,32 @@ def test_shared_and_per_row_code_paths_agree() -> None:
     head.std_reg = 0.0
     with torch.no_grad():
         torch.testing.assert_close(head(x)[0] - head.mean_net(x), rows)
+
+
+def test_shared_terms_give_the_same_values_and_gradients() -> None:
+    """One SAC-like step (reset, a reparametrised sample and its log-prob, a no-grad next-state log-prob) with
+    Lattice's std and covariance basis computed once or at every call: same values, same gradients."""
+    def step(shared: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        head = _head("lattice", latent=40, action=3)  # 40 rows > 3 actions: the shared-basis code path
+        x, x_next = torch.randn(40, 40, dtype=torch.double), torch.randn(40, 40, dtype=torch.double)
+        with head.shared_terms() if shared else contextlib.nullcontext():
+            with torch.no_grad():  # a graph-less first use must not be reused where gradients are needed
+                head.distribution(x_next)
+            head.reset_noise(1)
+            u, mean = head(x)
+            logp = head.distribution(x, mean).log_prob(u)
+            with torch.no_grad():
+                u_next, mean_next = head(x_next)
+                logp_next = head.distribution(x_next, mean_next).log_prob(u_next)
+        (logp.sum() + (u ** 2).sum()).backward()
+        return torch.cat([logp, logp_next]), {name: p.grad for name, p in head.named_parameters()}
+
+    torch.manual_seed(3)
+    values, grads = step(shared=False)
+    torch.manual_seed(3)
+    shared_values, shared_grads = step(shared=True)
+    torch.testing.assert_close(shared_values, values, rtol=0, atol=0)
+    assert shared_grads.keys() == grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(shared_grads[name], grad)
+    assert grads["log_std"].abs().sum() > 0  # the log-std really receives gradient through the shared terms
