@@ -148,7 +148,7 @@ def bare_update_seconds(hparams: dict, obs_shape: tuple[int, ...], n_actions: in
         loss.backward()
         opt.step()
         if (i + 1) % hparams["target_update"] == 0:
-            q_target.load_state_dict(q.state_dict())
+            module.sync_target()  # the agent's own target copy
         return loss
 
     # The module's own conv backend choice and denormal flushing (without it, RMSProp's decaying averages slow
