@@ -53,15 +53,23 @@ def bootstrap_band(values: np.ndarray, confidence: float = 0.95, n_resamples: in
     return np.nanpercentile(means, tail, axis=0), np.nanpercentile(means, 100 - tail, axis=0)
 
 
+def step_unit_label(records: list[dict[str, Any]], curve: str) -> str:
+    """The step unit of the runs that drew ``curve`` ("env_steps" -> "env steps"), or "step" if they disagree."""
+    units = {r.get("step_unit", "steps") for r in records if r["status"] == "ok" and r["curves"].get(curve)}
+    return units.pop().replace("_", " ") if len(units) == 1 else "step"
+
+
 def curve_figure(task: str, curve: str, records: list[dict[str, Any]], out_dir: Path,
-                 log_y: bool = False) -> Path | None:
-    """One panel per env, one line per variant (mean over seeds) with its 95% CI band."""
+                 log_y: bool = False, x_label: str | None = None) -> Path | None:
+    """One panel per env, one line per variant (mean over seeds) with its 95% CI band; the x axis is labelled
+    ``x_label``, by default with the records' step unit."""
     grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for record in sorted(records, key=lambda r: r["seed"]):
         if record["status"] == "ok" and record["curves"].get(curve):
             grouped[record["env"]][record["variant"]].append(record["curves"][curve])
     if not grouped:
         return None
+    x_label = x_label or step_unit_label(records, curve)
     plt = _matplotlib()
     envs = sorted(grouped)
     cols = min(len(envs), 3)
@@ -74,7 +82,7 @@ def curve_figure(task: str, curve: str, records: list[dict[str, Any]], out_dir: 
             line, = ax.plot(xs, np.nanmean(ys, axis=0), label=f"{variant} (n={len(curves)})")
             ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         ax.set_title(env)
-        ax.set_xlabel("step")
+        ax.set_xlabel(x_label)
         ax.set_ylabel(curve)
         if log_y:
             ax.set_yscale("log")

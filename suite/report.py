@@ -84,7 +84,8 @@ def build_report(spec: TaskSpec, profile: str, root: Path, figures: bool = True)
     drawn: list[Path] = []
     if figures and records:
         for curve in spec.curves:
-            path = curve_figure(spec.name, curve, records, out_dir / "figures")
+            path = curve_figure(spec.name, curve, records, out_dir / "figures",
+                                x_label=spec.curve_x_labels.get(curve))
             if path:
                 drawn.append(path)
         for name in spec.figures:

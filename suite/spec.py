@@ -99,6 +99,7 @@ class TaskSpec:
     metric: Metric
     columns: tuple[str, ...]
     curves: tuple[str, ...]
+    curve_x_labels: dict[str, str]  # curve -> x-axis label, where it is not the records' step unit
     figures: tuple[str, ...]
     profiles: dict[str, Profile]
     references: tuple[Reference, ...]
@@ -187,6 +188,7 @@ def load_spec(path: str | Path) -> TaskSpec:
                     reader.typed(metric_raw["higher_is_better"], "metric.higher_is_better", bool, "a bool"))
     columns = _strings(reader, raw.get("columns", [metric.name]), "columns")
     profiles = _profiles(reader, raw["profiles"], variants, envs, env_names)
+    curves, curve_x_labels = _curves(reader, raw.get("curves", []))
     figures = _strings(reader, raw.get("figures", []), "figures")
     for i, figure in enumerate(figures):
         if figure not in registry.FIGURES:
@@ -198,7 +200,7 @@ def load_spec(path: str | Path) -> TaskSpec:
         paper=reader.typed(raw["paper"], "paper", str, "a string"),
         protocol=reader.typed(raw.get("protocol", ""), "protocol", str, "a string"),
         baseline=baseline, params=params, variants=variants, envs=envs, metric=metric, columns=columns,
-        curves=_strings(reader, raw.get("curves", []), "curves"), figures=figures, profiles=profiles,
+        curves=curves, curve_x_labels=curve_x_labels, figures=figures, profiles=profiles,
         references=_references(reader, raw.get("references", []), variants),
         claims=_claims(reader, raw.get("claims", []), variants, env_names),
         check=_check_policy(reader, raw.get("check", {}) or {}),
@@ -398,6 +400,17 @@ def _strings(reader: _Reader, raw: Any, where: str) -> tuple[str, ...]:
     for i, item in enumerate(items):
         reader.typed(item, f"{where}[{i}]", str, "a string")
     return tuple(items)
+
+
+def _curves(reader: _Reader, raw: Any) -> tuple[tuple[str, ...], dict[str, str]]:
+    """``[name, {name: x-axis label}, ...]`` -> curve names and the labels given."""
+    names, labels = [], {}
+    for i, item in enumerate(reader.typed(raw, "curves", list, "a list of names or {name: x-axis label}")):
+        if isinstance(item, dict) and len(item) == 1:
+            (item, label), = item.items()
+            labels[item] = reader.typed(label, f"curves[{i}].{item}", str, "an x-axis label (string)")
+        names.append(reader.typed(item, f"curves[{i}]", str, "a name or {name: x-axis label}"))
+    return tuple(names), labels
 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:

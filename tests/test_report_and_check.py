@@ -85,3 +85,14 @@ def test_unknown_baseline_is_one_line_error(write_spec, capsys):
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown baseline 'nope'" in err and str(bad) in err
+
+
+def test_curve_x_axis_is_labelled_with_the_runs_step_unit():
+    from suite.plots import step_unit_label
+
+    def record(unit: str, curve: str = "eval_return") -> dict:
+        return {"status": "ok", "step_unit": unit, "curves": {curve: [[1.0, 2.0]]}}
+
+    assert step_unit_label([record("env_steps"), record("env_steps")], "eval_return") == "env steps"
+    assert step_unit_label([record("frames"), record("env_steps")], "eval_return") == "step"
+    assert step_unit_label([record("frames", curve="other"), record("env_steps")], "eval_return") == "env steps"

@@ -18,6 +18,12 @@ def test_good_spec_loads_and_resolves(toy_spec_path):
     # defaults < variant < profile
     assert baseline == "toy_regression" and hparams == {"steps": 40, "lr": 0.01, "mode": "ok", "sleep": 0.0}
     assert spec.claims[0].lhs.variants == ("fast",) and spec.claims[0].op == "<"
+    assert spec.curves == ("loss",) and spec.curve_x_labels == {}
+
+
+def test_curves_may_label_their_x_axis(write_spec):
+    spec = load_spec(write_spec({"curves: [loss]": "curves: [{loss: epochs}, other]"}))
+    assert spec.curves == ("loss", "other") and spec.curve_x_labels == {"loss": "epochs"}
 
 
 def test_every_shipped_task_spec_validates():
@@ -34,6 +40,8 @@ def test_every_shipped_task_spec_validates():
     ({"baseline: toy_regression": "baseline: toy_regresion"}, r"baseline: unknown baseline 'toy_regresion'; registered: .*toy_regression"),
     ({"envs: [toy-a, toy-b]": "envs: [toy-a, toy-c]"}, r"envs\[1\]: unknown env 'toy-c'; valid: .*toy-a"),
     ({"curves: [loss]": "curves: [loss]\ncolour: red"}, r"colour: unknown key; expected one of name, title"),
+    ({"curves: [loss]": "curves: [{loss: 3}]"}, r"curves\[0\]\.loss: expected an x-axis label \(string\), got int 3"),
+    ({"curves: [loss]": "curves: [{loss: a, acc: b}]"}, r"curves\[0\]: expected a name or \{name: x-axis label\}, got dict"),
     ({"  paper: {seeds: 5, params: {steps: 500}}\n": ""}, r"profiles: missing required profile 'paper'"),
     ({"smoke: {seeds: 3,": "smoke: {seeds: three,"}, r"profiles\.smoke\.seeds: expected an int, got str 'three'"),
     ({'op: "<"': 'op: "<="'}, r"claims\[0\]\.op: expected '<' or '>', got '<='"),
