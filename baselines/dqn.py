@@ -104,7 +104,7 @@ class DQN(L.LightningModule):
         self.rng = np.random.Generator(np.random.PCG64([seed, 1]))  # exploration
         self.eval_rng = np.random.Generator(np.random.PCG64([seed, 2]))
         self.progress_fn: Callable[[int, int], None] = lambda step, total: None
-        self._greedy: Callable[[torch.Tensor], int] | None = None
+        self._greedy: Callable[[np.ndarray], int] | None = None
         # Without a Trainer (benchmarks' plain-PyTorch reference loop) the caller sets the optimizer here.
         self.plain_optimizer: torch.optim.Optimizer | None = None
         # Hot-loop counters live on a plain object: nn.Module.__setattr__ costs microseconds per assignment.
@@ -153,12 +153,10 @@ class DQN(L.LightningModule):
         done = (self.n.frames - self.learning_starts) / hp.eps_decay_frames
         return hp.eps_end if done >= 1.0 else hp.eps_start + (hp.eps_end - hp.eps_start) * done
 
-    def greedy(self, state: torch.Tensor) -> int:
+    def greedy(self, state: np.ndarray) -> int:
         """The online net's greedy action for one state (``QNetwork.greedy_fn``, rebuilt every chunk)."""
         if self._greedy is None:
             self._greedy = self.q.greedy_fn()
-        if self.device.type != "cpu":
-            state = state.to(self.device, non_blocking=True)
         return self._greedy(state)
 
     # ------------------------------------------------------------------------------------- learning
@@ -276,7 +274,7 @@ class DQN(L.LightningModule):
                 if self.eval_rng.random() < hp.eval_eps:
                     action = int(self.eval_rng.integers(self.info.n_actions))
                 else:
-                    action = self.greedy(torch.from_numpy(np.asarray(obs)))
+                    action = self.greedy(obs)
                 obs, reward, terminated, truncated, _ = self.eval_env.step(action)
                 total += float(reward)
                 steps += 1

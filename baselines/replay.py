@@ -113,11 +113,11 @@ class ReplayBuffer:
         out[:, :-1][cut] = 0
         return out
 
-    def current_state(self) -> torch.Tensor:
+    def current_state(self) -> np.ndarray:
         """The stacked state at the newest slot (what the agent acts on); a view when frames are not stacked."""
         if self.stack == 1:
-            return torch.from_numpy(self._frames[(self.pos - 1) % self.capacity])
-        return torch.from_numpy(self._stacked(np.array([(self.pos - 1) % self.capacity]))[0])
+            return self._frames[(self.pos - 1) % self.capacity]
+        return self._stacked(np.array([(self.pos - 1) % self.capacity]))[0]
 
     def _sampleable(self, idx: np.ndarray) -> np.ndarray:
         ok = self._valid.take(idx)

@@ -156,5 +156,5 @@ def test_greedy_fn_is_the_forward_argmax_and_follows_updates(kind: str, shape: t
             for p in q.parameters():
                 p.add_(torch.randn_like(p) * 0.2)
             expected = q(states).argmax(1)
-        assert [greedy(s) for s in states] == expected.tolist()
+        assert [greedy(s.numpy()) for s in states] == expected.tolist()
         assert len(set(expected.tolist())) > 1  # the states really disagree, so the check can fail
