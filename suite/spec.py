@@ -15,14 +15,11 @@ from typing import Any
 import yaml
 
 from suite import registry
+from suite.spec_reader import Reader, SpecError, describe
 
 PROFILES_REQUIRED = ("smoke", "cpu", "paper")
 TESTS = ("welch", "mannwhitney")
 _NAME = re.compile(r"^[a-z0-9_]+$")
-
-
-class SpecError(ValueError):
-    """A task spec is malformed; the message names the file and the field path."""
 
 
 @dataclass(frozen=True)
@@ -116,50 +113,10 @@ class TaskSpec:
         return chosen.baseline, hparams
 
 
-class _Reader:
-    """Walks the raw YAML mapping, tracking the field path for error messages."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, where: str, message: str) -> SpecError:
-        return SpecError(f"{self.path}: {where}: {message}")
-
-    def mapping(self, value: Any, where: str, allowed: tuple[str, ...] | None = None,
-                required: tuple[str, ...] = ()) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(where, f"expected a mapping, got {_describe(value)}")
-        for key in value:
-            if not isinstance(key, str):
-                raise self.fail(where, f"expected string keys, got {_describe(key)}")
-            if allowed is not None and key not in allowed:
-                raise self.fail(f"{where}.{key}" if where else key,
-                                f"unknown key; expected one of {', '.join(allowed)}")
-        for key in required:
-            if key not in value:
-                raise self.fail(where or "<top>", f"missing required key {key!r}")
-        return value
-
-    def typed(self, value: Any, where: str, kind: type | tuple[type, ...], what: str) -> Any:
-        ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in _as_tuple(kind))
-        if not ok:
-            raise self.fail(where, f"expected {what}, got {_describe(value)}")
-        return value
-
-    def names(self, value: Any, where: str, valid: list[str] | tuple[str, ...], what: str) -> tuple[str, ...]:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not items:
-            raise self.fail(where, f"expected a {what} name or a non-empty list of them, got {_describe(value)}")
-        for i, item in enumerate(items):
-            if item not in valid:
-                raise self.fail(f"{where}[{i}]", f"unknown {what} {item!r}; valid: {', '.join(valid)}")
-        return tuple(items)
-
-
 def load_spec(path: str | Path) -> TaskSpec:
     """Read and validate one task spec; raises :class:`SpecError` with a one-line message."""
     path = Path(path)
-    reader = _Reader(path)
+    reader = Reader(path)
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -186,10 +143,10 @@ def load_spec(path: str | Path) -> TaskSpec:
     metric_raw = reader.mapping(raw["metric"], "metric", ("name", "higher_is_better"), ("name", "higher_is_better"))
     metric = Metric(reader.typed(metric_raw["name"], "metric.name", str, "a string"),
                     reader.typed(metric_raw["higher_is_better"], "metric.higher_is_better", bool, "a bool"))
-    columns = _strings(reader, raw.get("columns", [metric.name]), "columns")
+    columns = reader.strings(raw.get("columns", [metric.name]), "columns")
     profiles = _profiles(reader, raw["profiles"], variants, envs, env_names)
     curves, curve_x_labels = _curves(reader, raw.get("curves", []))
-    figures = _strings(reader, raw.get("figures", []), "figures")
+    figures = reader.strings(raw.get("figures", []), "figures")
     for i, figure in enumerate(figures):
         if figure not in registry.FIGURES:
             raise reader.fail(f"figures[{i}]", f"unknown figure {figure!r}; registered: "
@@ -217,7 +174,7 @@ def load_specs(paths: list[str | Path]) -> list[TaskSpec]:
     return [load_spec(f) for f in files]
 
 
-def _baseline_name(reader: _Reader, value: Any, where: str) -> str:
+def _baseline_name(reader: Reader, value: Any, where: str) -> str:
     reader.typed(value, where, str, "a baseline name")
     if value not in registry.BASELINES:
         raise reader.fail(where, f"unknown baseline {value!r}; registered: {', '.join(sorted(registry.BASELINES))}"
@@ -225,7 +182,7 @@ def _baseline_name(reader: _Reader, value: Any, where: str) -> str:
     return value
 
 
-def _check_hparams(reader: _Reader, overrides: dict[str, Any], baseline: str, where: str) -> None:
+def _check_hparams(reader: Reader, overrides: dict[str, Any], baseline: str, where: str) -> None:
     defaults = registry.BASELINES[baseline].defaults
     for key, value in overrides.items():
         if key not in defaults:
@@ -234,7 +191,7 @@ def _check_hparams(reader: _Reader, overrides: dict[str, Any], baseline: str, wh
         _check_type(reader, value, defaults[key], f"{where}.{key}")
 
 
-def _check_type(reader: _Reader, value: Any, default: Any, where: str) -> None:
+def _check_type(reader: Reader, value: Any, default: Any, where: str) -> None:
     if default is None or value is None:
         return
     if isinstance(default, bool):
@@ -249,10 +206,10 @@ def _check_type(reader: _Reader, value: Any, default: Any, where: str) -> None:
         expected = (type(default),)
     what = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "mapping"}
     if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
-        raise reader.fail(where, f"expected {what.get(expected[-1], expected[-1].__name__)}, got {_describe(value)}")
+        raise reader.fail(where, f"expected {what.get(expected[-1], expected[-1].__name__)}, got {describe(value)}")
 
 
-def _variants(reader: _Reader, raw: Any, default_baseline: str, params: dict[str, Any]) -> dict[str, Variant]:
+def _variants(reader: Reader, raw: Any, default_baseline: str, params: dict[str, Any]) -> dict[str, Variant]:
     raw = reader.mapping(raw, "variants")
     if not raw:
         raise reader.fail("variants", "expected at least one variant")
@@ -274,7 +231,7 @@ def _variants(reader: _Reader, raw: Any, default_baseline: str, params: dict[str
     return variants
 
 
-def _check_env_family(reader: _Reader, variant: Variant, envs: tuple[str, ...], where: str) -> None:
+def _check_env_family(reader: Reader, variant: Variant, envs: tuple[str, ...], where: str) -> None:
     families = registry.BASELINES[variant.baseline].env_families
     for env in envs:
         if registry.ENVS[env].family not in families:
@@ -283,7 +240,7 @@ def _check_env_family(reader: _Reader, variant: Variant, envs: tuple[str, ...], 
                               f"{', '.join(families)}")
 
 
-def _profiles(reader: _Reader, raw: Any, variants: dict[str, Variant], envs: tuple[str, ...],
+def _profiles(reader: Reader, raw: Any, variants: dict[str, Variant], envs: tuple[str, ...],
               env_names: list[str]) -> dict[str, Profile]:
     raw = reader.mapping(raw, "profiles")
     for required in PROFILES_REQUIRED:
@@ -316,7 +273,7 @@ def _profiles(reader: _Reader, raw: Any, variants: dict[str, Variant], envs: tup
     return profiles
 
 
-def _references(reader: _Reader, raw: Any, variants: dict[str, Variant]) -> tuple[Reference, ...]:
+def _references(reader: Reader, raw: Any, variants: dict[str, Variant]) -> tuple[Reference, ...]:
     items = reader.typed(raw or [], "references", list, "a list")
     references = []
     for i, item in enumerate(items):
@@ -343,13 +300,13 @@ def _references(reader: _Reader, raw: Any, variants: dict[str, Variant]) -> tupl
     return tuple(references)
 
 
-def _selector(reader: _Reader, raw: Any, where: str, variants: dict[str, Variant]) -> CellSelector:
+def _selector(reader: Reader, raw: Any, where: str, variants: dict[str, Variant]) -> CellSelector:
     raw = reader.mapping(raw, where, ("variant", "metric"), ("variant", "metric"))
     return CellSelector(reader.names(raw["variant"], f"{where}.variant", list(variants), "variant"),
                         reader.typed(raw["metric"], f"{where}.metric", str, "a metric name"))
 
 
-def _claims(reader: _Reader, raw: Any, variants: dict[str, Variant], env_names: list[str]) -> tuple[Claim, ...]:
+def _claims(reader: Reader, raw: Any, variants: dict[str, Variant], env_names: list[str]) -> tuple[Claim, ...]:
     items = reader.typed(raw or [], "claims", list, "a list")
     claims, seen = [], set()
     for i, item in enumerate(items):
@@ -386,23 +343,16 @@ def _claims(reader: _Reader, raw: Any, variants: dict[str, Variant], env_names: 
     return tuple(claims)
 
 
-def _check_policy(reader: _Reader, raw: Any) -> CheckPolicy:
+def _check_policy(reader: Reader, raw: Any) -> CheckPolicy:
     raw = reader.mapping(raw, "check", ("exact", "tolerance"))
-    exact = _strings(reader, raw.get("exact", []), "check.exact")
+    exact = reader.strings(raw.get("exact", []), "check.exact")
     tolerance = reader.mapping(raw.get("tolerance", {}) or {}, "check.tolerance")
     for device, value in tolerance.items():
         reader.typed(value, f"check.tolerance.{device}", (int, float), "a relative tolerance")
     return CheckPolicy(exact, {k: float(v) for k, v in tolerance.items()})
 
 
-def _strings(reader: _Reader, raw: Any, where: str) -> tuple[str, ...]:
-    items = reader.typed(raw, where, list, "a list of strings")
-    for i, item in enumerate(items):
-        reader.typed(item, f"{where}[{i}]", str, "a string")
-    return tuple(items)
-
-
-def _curves(reader: _Reader, raw: Any) -> tuple[tuple[str, ...], dict[str, str]]:
+def _curves(reader: Reader, raw: Any) -> tuple[tuple[str, ...], dict[str, str]]:
     """``[name, {name: x-axis label}, ...]`` -> curve names and the labels given."""
     names, labels = [], {}
     for i, item in enumerate(reader.typed(raw, "curves", list, "a list of names or {name: x-axis label}")):
@@ -411,13 +361,3 @@ def _curves(reader: _Reader, raw: Any) -> tuple[tuple[str, ...], dict[str, str]]
             labels[item] = reader.typed(label, f"curves[{i}].{item}", str, "an x-axis label (string)")
         names.append(reader.typed(item, f"curves[{i}]", str, "a name or {name: x-axis label}"))
     return tuple(names), labels
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return type(value).__name__
-    return f"{type(value).__name__} {value!r}" if value is not None else "nothing"
