@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from suite.runner import Job
+from suite import numerics
+from suite.runner import Job, recorded_settings
 from suite.spec import TaskSpec
 from suite.store import CorruptRecord, read_record, record_path, write_record
 
@@ -43,6 +44,10 @@ def compare_record(spec: TaskSpec, committed: dict[str, Any], fresh: dict[str, A
         rows.append(Mismatch(*where, "config_hash", committed["config_hash"], fresh["config_hash"]))
     if committed["status"] != fresh["status"]:
         rows.append(Mismatch(*where, "status", committed["status"], fresh["status"]))
+    old_settings, new_settings = recorded_settings(committed), recorded_settings(fresh)
+    for name in sorted(old_settings):
+        if old_settings[name] != new_settings[name]:
+            rows.append(Mismatch(*where, f"settings.{name}", old_settings[name], new_settings[name]))
     same_device = committed["provenance"].get("device_class") == fresh["provenance"].get("device_class")
     tolerance = 0.0 if same_device else spec.check.tolerance.get(fresh["provenance"].get("accelerator", "cpu"), 0.0)
     names = spec.check.exact or tuple(sorted(set(committed["metrics"]) | set(fresh["metrics"])))
@@ -57,6 +62,20 @@ def compare_record(spec: TaskSpec, committed: dict[str, Any], fresh: dict[str, A
     return rows
 
 
+def numerics_note(committed: dict[str, Any], fresh: dict[str, Any]) -> str | None:
+    """Why a committed and a fresh record cannot be expected to agree bit for bit, or None when they can."""
+    old = numerics.identity(committed["provenance"].get("numerics"))
+    new = numerics.identity(fresh["provenance"].get("numerics"))
+    if old is None:
+        return (f"committed records predate numerics pinning (made unpinned on {committed['provenance'].get('cpu')}); "
+                f"this run: {new}")
+    if old != new:
+        return (f"committed records were made under numerics [{old}], this run under [{new}]: floats are only "
+                f"promised bit-identical under the same numerics (set {numerics.ENV_VAR} to the committed level, "
+                "or regenerate with --update)")
+    return None
+
+
 def check(specs: list[TaskSpec], jobs_by_spec: dict[str, list[Job]], committed_root: Path, workers: int,
           update: bool = False, reporter: Any = None) -> tuple[list[Mismatch], list[str]]:
     """Re-run every job into a scratch store and compare; returns (mismatches, problems with committed files)."""
@@ -65,6 +84,7 @@ def check(specs: list[TaskSpec], jobs_by_spec: dict[str, list[Job]], committed_r
     scratch = Path(tempfile.mkdtemp(prefix="suite-check-"))
     mismatches: list[Mismatch] = []
     problems: list[str] = []
+    notes: set[str] = set()
     try:
         all_jobs = [job for spec in specs for job in jobs_by_spec[spec.name]]
         run_sweep(all_jobs, scratch, workers, force=True, reporter=reporter, in_process=workers == 0)
@@ -88,12 +108,16 @@ def check(specs: list[TaskSpec], jobs_by_spec: dict[str, list[Job]], committed_r
                 except CorruptRecord as error:
                     problems.append(str(error))
                     continue
-                mismatches.extend(compare_record(spec, committed, fresh))
+                rows = compare_record(spec, committed, fresh)
+                mismatches.extend(rows)
+                note = numerics_note(committed, fresh)
+                if note and (rows or not note.startswith("committed records predate")):
+                    notes.add(note)  # a legacy record only needs explaining when it disagrees
                 if fresh["status"] == "failed":
                     problems.append(f"{job.key.label}: fresh run failed: {(fresh['reason'] or '').strip()[-300:]}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return mismatches, problems
+    return mismatches, sorted(notes) + problems
 
 
 def _try_read(path: Path) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from suite import registry
+from suite import numerics, registry
 from suite.spec import SpecError, TaskSpec, load_specs
 
 DEFAULT_TASKS = "tasks"
@@ -56,7 +56,7 @@ def _jobs(args: argparse.Namespace, specs: list[TaskSpec]):
         if args.profile not in spec.profiles:
             raise SpecError(f"{spec.path}: profiles: no profile {args.profile!r}; has {', '.join(spec.profiles)}")
         jobs[spec.name] = plan_jobs(spec, args.profile, args.seeds, args.threads, args.accelerator, args.devices,
-                                    args.precision, _split(args.variants), _split(args.envs))
+                                    args.precision, _split(args.variants), _split(args.envs), args.numerics)
         if world_size_of(args.devices) > 1:
             single = sorted({job.baseline for job in jobs[spec.name]
                              if not registry.get_baseline(job.baseline).distributed})
@@ -151,6 +151,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if worse and args.fail_on_worse else 0
 
 
+def cmd_extractor(args: argparse.Namespace) -> int:
+    from suite.metrics.generative import build_digits_classifier, digits_extractor_paths, load_digits_classifier
+
+    if args.action == "verify":
+        _, card = load_digits_classifier()
+        print(f"ok  {digits_extractor_paths()[0]}  tensor sha256 {card['tensor_sha256']}  "
+              f"test accuracy {card['test_accuracy']:.5f}")
+        return 0
+    card = build_digits_classifier(Path(args.out) if args.out else None)
+    where = digits_extractor_paths(Path(args.out) if args.out else None)[0]
+    verdict = ("bit-identical to" if card["matches_committed"] else "DIFFERS from") + " the committed weights"
+    print(f"wrote {where}  tensor sha256 {card['tensor_sha256']}  test accuracy {card['test_accuracy']:.5f}  "
+          f"(numerics {card['numerics']}): {verdict}")
+    return 0 if card["matches_committed"] or not args.out else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="suite", description="Benchmark suite with a reproducibility harness.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--accelerator", default="cpu")
         p.add_argument("--devices", default=1, type=lambda v: int(v) if v.isdigit() else v)
         p.add_argument("--precision", default="32-true")
+        p.add_argument("--numerics", choices=tuple(numerics.LEVELS), default=None,
+                       help=f"CPU kernel pinning (default: ${numerics.ENV_VAR} or {numerics.DEFAULT_LEVEL}): "
+                            "avx2 = same floats on every x86-64 CPU with AVX2, default = lowest ISA (also across "
+                            "CPU vendors, slow), native = unpinned (fastest, floats depend on the CPU); recorded")
 
     run = sub.add_parser("run", help="run what is missing of a sweep (resume); --force re-runs")
     run_options(run)
@@ -194,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--update", action="store_true", help="rewrite the committed records on purpose")
     check.set_defaults(fn=cmd_check)
 
+    extractor = sub.add_parser("extractor", help="the committed digits feature extractor of FID/IS/KID")
+    extractor.add_argument("action", choices=("verify", "train"),
+                           help="verify: check the committed weights' tensor hash; train: rebuild them from scratch")
+    extractor.add_argument("--out", help="train into this folder and compare with the committed weights (exit 1 "
+                                         "if they differ); default: overwrite the committed copy")
+    extractor.set_defaults(fn=cmd_extractor)
+
     compare = sub.add_parser("compare", help="compare two result folders cell by cell")
     compare.add_argument("a", help="results folder A (baseline)")
     compare.add_argument("b", help="results folder B (candidate)")
@@ -209,8 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "numerics", None) is None and hasattr(args, "threads"):
+            args.numerics = numerics.requested_level()
+        if getattr(args, "numerics", None):
+            numerics.apply(args.numerics)  # before any worker process starts: they inherit the pin
         return args.fn(args)
-    except SpecError as error:
+    except (SpecError, numerics.NumericsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyError as error:

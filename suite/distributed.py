@@ -102,7 +102,7 @@ def _die_with_parent() -> None:
 
 def _rank_main(job_file: str, out_file: str) -> None:
     """Body of one rank: the same context and seeding as :func:`suite.runner.run_one`, then ``fit``."""
-    from suite import registry
+    from suite import numerics, registry
     from suite.runner import quiet_lightning, run_context, seed_everything
 
     job, run_dir = pickle.loads(Path(job_file).read_bytes())
@@ -111,6 +111,7 @@ def _rank_main(job_file: str, out_file: str) -> None:
     seed_everything(job.key.seed, job.threads)  # same init on every rank; DDP also broadcasts rank 0's weights
     quiet_lightning()
     try:
+        numerics.check_in_effect(job.numerics)  # ranks inherit the sweep worker's pinning environment
         result: Any = registry.get_baseline(job.baseline).fit(ctx)
     except Exception as error:  # noqa: BLE001 - handed to the sweep worker, which records it
         result = error

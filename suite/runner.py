@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from suite import numerics
 from suite.api import Diverged, ProgressFn, RunContext
 from suite.distributed import launch, world_size_of
 from suite.spec import TaskSpec
@@ -43,12 +44,20 @@ class Job:
     accelerator: str = "cpu"
     devices: int | str = 1
     precision: str = "32-true"
+    numerics: str = numerics.DEFAULT_LEVEL  # CPU kernel pinning (suite.numerics); part of the run's identity
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What besides the config and seed changes a run's numbers: compared on resume and by ``suite check``."""
+        return {"threads": self.threads, "accelerator": self.accelerator, "world_size": world_size_of(self.devices),
+                "precision": self.precision, "numerics": self.numerics}
 
 
 def plan_jobs(spec: TaskSpec, profile: str, seeds: int | None = None, threads: int = 1,
               accelerator: str = "cpu", devices: int | str = 1, precision: str = "32-true",
-              variants: list[str] | None = None, envs: list[str] | None = None) -> list[Job]:
+              variants: list[str] | None = None, envs: list[str] | None = None,
+              numerics_level: str | None = None) -> list[Job]:
     """Every (variant, env, seed) of ``spec`` under ``profile``, optionally narrowed.
 
     Seed-major order: all cells get seed 0 before any gets seed 1, so a sweep stopped part-way
@@ -57,6 +66,7 @@ def plan_jobs(spec: TaskSpec, profile: str, seeds: int | None = None, threads: i
     chosen = spec.profiles[profile]
     if chosen.skip:
         return []
+    level = numerics_level or numerics.requested_level()
     cells = []
     for variant in chosen.variants:
         if variants and variant not in variants:
@@ -66,9 +76,19 @@ def plan_jobs(spec: TaskSpec, profile: str, seeds: int | None = None, threads: i
             if not envs or env in envs:
                 cells.append((variant, env, baseline, hparams, config_hash(baseline, env, hparams)))
     return [Job(RunKey(spec.name, variant, env, seed, profile), baseline, hparams, digest, chosen.timeout, threads,
-                accelerator, devices, precision)
+                accelerator, devices, precision, level)
             for seed in range(seeds if seeds is not None else chosen.seeds)
             for variant, env, baseline, hparams, digest in cells]
+
+
+def recorded_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """The :attr:`Job.settings` a record was made with, read from its provenance."""
+    prov = record["provenance"]
+    return {"threads": prov.get("threads", 1), "accelerator": prov.get("accelerator", "cpu"),
+            "world_size": prov.get("world_size", 1), "precision": prov.get("precision", "32-true"),
+            # Records from before pinning existed were made on the AVX2 host, where unpinned and avx2-pinned
+            # floats are the same (checked over every committed smoke record and a sample of cpu records).
+            "numerics": (prov.get("numerics") or {}).get("level", numerics.DEFAULT_LEVEL)}
 
 
 def seed_everything(seed: int, threads: int) -> None:
@@ -106,7 +126,9 @@ def base_record(job: Job) -> dict[str, Any]:
         "profile": job.key.profile, "baseline": job.baseline, "config": job.hparams,
         "config_hash": job.config_hash, "status": "failed", "reason": None, "diverged_step": None,
         "metrics": {}, "curves": {}, "extras": {}, "steps": 0, "step_unit": "steps", "wall_time_s": 0.0,
-        "throughput": None, "provenance": provenance(job.threads, job.accelerator, world_size_of(job.devices)),
+        "throughput": None,
+        "provenance": provenance(job.threads, job.accelerator, world_size_of(job.devices), job.precision,
+                                 job.numerics),
     }
 
 
@@ -137,6 +159,7 @@ def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None =
     quiet_lightning()
     start = time.perf_counter()
     try:
+        numerics.check_in_effect(job.numerics)  # never record unpinned floats as pinned ones
         world = ctx.world_size
         if world > 1:
             if not entry.distributed:

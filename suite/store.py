@@ -177,20 +177,32 @@ def _git_state() -> tuple[str, bool]:
 
 @functools.lru_cache(maxsize=1)
 def _cpu_model() -> str:
+    """Model name plus family/model numbers: a VM's "AMD EPYC" alone does not tell Zen 2 from Zen 4."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "cpu family", "model") and key.strip() not in fields:
+                fields[key.strip()] = value.strip()
+            if not line.strip():
+                break
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    if "cpu family" in fields:
+        return f"{fields['model name']} (family {fields['cpu family']} model {fields.get('model', '?')})"
+    return fields["model name"]
 
 
-def provenance(threads: int, accelerator: str = "cpu", world_size: int = 1) -> dict[str, Any]:
-    """Where and with what a run was produced."""
+def provenance(threads: int, accelerator: str = "cpu", world_size: int = 1, precision: str = "32-true",
+               numerics_level: str | None = None) -> dict[str, Any]:
+    """Where and with what a run was produced, including the CPU's vector ISA and the kernels each library ran."""
     import lightning
     import numpy
     import torch
+
+    from suite import numerics
 
     commit, dirty = _git_state()
     gpu = torch.cuda.get_device_name(0) if accelerator != "cpu" and torch.cuda.is_available() else None
@@ -198,7 +210,9 @@ def provenance(threads: int, accelerator: str = "cpu", world_size: int = 1) -> d
         "git_commit": commit, "git_dirty": dirty,
         "python": platform.python_version(), "torch": torch.__version__, "lightning": lightning.__version__,
         "numpy": numpy.__version__, "platform": platform.platform(), "cpu": _cpu_model(),
+        "cpu_isa": numerics.cpu_flags(), "numerics": numerics.describe(numerics_level),
         "cpu_count": os.cpu_count(), "gpu": gpu, "accelerator": accelerator, "threads": threads,
+        "precision": precision,
         **({"world_size": world_size} if world_size > 1 else {}),
         "device_class": device_class(accelerator),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),

@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from suite.runner import Job, failed_record, run_one
+from suite.runner import Job, failed_record, recorded_settings, run_one
 from suite.store import CorruptRecord, pin_git_state, read_record, record_path, write_record
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -56,7 +56,8 @@ def pending(jobs: list[Job], root: Path, force: bool = False) -> tuple[list[Job]
             corrupt.append(str(error))
             todo.append(job)
             continue
-        if record["config_hash"] == job.config_hash and record["status"] in RESUMABLE:
+        same_run = record["config_hash"] == job.config_hash and recorded_settings(record) == job.settings
+        if same_run and record["status"] in RESUMABLE:
             done.append(job)
         else:
             todo.append(job)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import suite  # noqa: F401  (pins the CPU kernels before any test imports torch or numpy)
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ["SUITE_PLUGINS"] = ",".join(filter(None, [os.environ.get("SUITE_PLUGINS", ""), "tests.fake_baselines"]))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))

@@ -143,3 +143,33 @@ def test_claim_checkers_detect_lucic_pattern_and_its_absence() -> None:
     assert gc.spread_exceeds_best_gap(args, opposite, "fid", False)["verdict"] == "fails"
     assert gc.best_worse_than(pair, opposite, "fid", False)["verdict"] == "fails"
     assert gc.spread_narrower_than(pair, opposite, "fid", False)["verdict"] == "fails"
+
+
+def test_committed_digits_extractor_is_rebuilt_bit_for_bit(tmp_path) -> None:
+    """`suite extractor train` reproduces the committed weights exactly under the pinned numerics."""
+    card = gm.build_digits_classifier(tmp_path)
+    assert card["matches_committed"], card
+    committed = gm.digits_extractor_paths()[0]
+    assert (tmp_path / committed.name).read_bytes() == committed.read_bytes()  # same tensors, same zip bytes
+
+
+def test_edited_or_missing_extractor_is_one_error_naming_the_file(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    for path in gm.digits_extractor_paths():
+        shutil.copy(path, tmp_path / path.name)
+    weights = tmp_path / gm.digits_extractor_paths()[0].name
+    state = torch.load(weights, weights_only=True)
+    state["classifier.bias"][0] += 1e-6  # a silent change FID would otherwise absorb
+    torch.save(state, weights)
+    monkeypatch.setattr(gm, "WEIGHTS_DIR", tmp_path)
+    gm.load_digits_classifier.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=f"^{weights}: tensor sha256 .* differs from its card") as error:
+            gm.load_digits_classifier()
+        assert "\n" not in str(error.value)
+        weights.unlink()
+        with pytest.raises(RuntimeError, match=f"^{weights}: digits feature extractor missing"):
+            gm.load_digits_classifier()
+    finally:
+        gm.load_digits_classifier.cache_clear()

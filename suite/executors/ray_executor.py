@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from suite import numerics
 from suite.runner import Job, failed_record, run_one
 from suite.store import GIT_ENV, read_record, write_record
 from suite.sweep import THREAD_ENV, SweepSummary, begin_sweep
@@ -40,6 +41,7 @@ def run_sweep_ray(jobs: list[Job], root: Path, force: bool = False, address: str
     threads = todo[0].threads
     env_vars = {name: str(threads) for name in THREAD_ENV}
     env_vars["PYTHONHASHSEED"] = os.environ.get("PYTHONHASHSEED", "0")
+    env_vars.update(numerics.pinned_env(todo[0].numerics))  # Ray workers start fresh: pin before they import torch
     for name in ("SUITE_PLUGINS", "PYTHONPATH", "SUITE_DATA", "WANDB_MODE", *GIT_ENV):
         if os.environ.get(name):
             env_vars[name] = os.environ[name]
@@ -47,7 +49,8 @@ def run_sweep_ray(jobs: list[Job], root: Path, force: bool = False, address: str
     if started_here:
         ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
                  log_to_driver=False, runtime_env={"env_vars": env_vars}, configure_logging=False)
-    remote = ray.remote(num_cpus=threads, max_retries=0)(_execute)
+    # per task as well: a cluster started elsewhere (address given) did not get the init's runtime_env
+    remote = ray.remote(num_cpus=threads, max_retries=0, runtime_env={"env_vars": env_vars})(_execute)
     try:
         pending_refs = {}
         for job in todo:

@@ -3,8 +3,9 @@
 The metrics are torchmetrics' ``FrechetInceptionDistance``, ``InceptionScore`` and ``KernelInceptionDistance``
 with a custom ``feature=`` module, so the core install needs neither torchvision nor torch-fidelity:
 
-- ``digits``: a small conv classifier trained deterministically on the digits train split and cached with a
-  sha256 checksum under ``data_root()/feature_extractors/``.  FID/KID use its 64-d penultimate layer (the role of
+- ``digits``: a small conv classifier trained deterministically on the digits train split; its weights are
+  committed (``suite/metrics/weights/``, verified by a hash of the tensors) and rebuilt bit for bit under pinned
+  numerics only by ``suite extractor train``.  FID/KID use its 64-d penultimate layer (the role of
   Inception's 2048-d pool3), IS its 10 logits.  Values are therefore *not* comparable with published
   Inception-based numbers; rankings and spreads are.
 - ``points2d`` (Gaussian mixtures): FID/KID on the raw 2-D points, IS on the Bayes posterior over the mixture's
@@ -21,6 +22,7 @@ get float images with ``normalize=False``; KID's ``subset_size`` may not exceed 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -95,7 +97,11 @@ class PointFeatures(nn.Module):
         return (logits - logits.max(dim=1, keepdim=True).values).clamp_min(-50.0)
 
 
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
 def _feature_dir() -> Path:
+    """Where downloaded feature-extractor weights (Inception) live: the data root, never the repository."""
     from suite.data.download import data_root
 
     return data_root() / "feature_extractors"
@@ -104,7 +110,8 @@ def _feature_dir() -> Path:
 def train_digits_classifier() -> tuple[DigitsClassifier, float]:
     """Train the digits feature extractor from scratch (deterministic: fixed seed, 1 thread); returns (net, test acc).
 
-    Runs inside ``fork_rng`` so training it (or not, when cached) leaves the caller's RNG state untouched.
+    Only ``suite extractor train`` calls this: runs load the committed weights.  Runs inside ``fork_rng`` so it
+    leaves the caller's RNG state untouched.
     """
     from suite.data.digits import load_digits_split
 
@@ -135,36 +142,75 @@ def train_digits_classifier() -> tuple[DigitsClassifier, float]:
     return net, accuracy
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def tensor_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 of the tensors themselves (names, dtypes, shapes, bytes), not of the file: ``torch.save``'s zip
+    holds a folder named after the file, so the same weights saved twice can differ byte for byte."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def digits_extractor_paths(folder: Path | None = None) -> tuple[Path, Path]:
+    """(weights, card) of the digits extractor in ``folder`` (default: the committed copy in the package)."""
+    folder = Path(folder) if folder is not None else WEIGHTS_DIR
+    return folder / f"{DIGITS_EXTRACTOR}.pt", folder / f"{DIGITS_EXTRACTOR}.json"
 
 
 @lru_cache(maxsize=1)
 def load_digits_classifier() -> tuple[DigitsClassifier, dict[str, Any]]:
-    """The cached digits classifier and its card ``{name, sha256, test_accuracy, recipe}``; trains it if absent.
+    """The committed digits classifier and its card ``{name, tensor_sha256, test_accuracy, recipe, numerics}``.
 
-    The weights file is verified against the sha256 in its card; a mismatch or a different recipe retrains.
+    The weights are a versioned artifact of the repository, verified against the card's tensor hash; they are
+    never retrained behind the caller's back (every FID/IS/KID would move).  A missing or mismatching file is
+    one error naming it.
     """
-    folder = _feature_dir()
-    weights, card_path = folder / f"{DIGITS_EXTRACTOR}.pt", folder / f"{DIGITS_EXTRACTOR}.json"
-    if weights.exists() and card_path.exists():
-        card = json.loads(card_path.read_text())
-        if card.get("recipe") == _DIGITS_RECIPE and card.get("sha256") == _sha256(weights):
-            with torch.random.fork_rng(devices=[]):  # the random init is overwritten; keep the caller's RNG intact
-                net = DigitsClassifier()
-            net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-            return net.eval(), card
+    weights, card_path = digits_extractor_paths()
+    rebuild = "restore it with `git checkout -- suite/metrics/weights` or rebuild it with `suite extractor train`"
+    if not weights.exists() or not card_path.exists():
+        raise RuntimeError(f"{weights if not weights.exists() else card_path}: digits feature extractor missing; "
+                           + rebuild)
+    card = json.loads(card_path.read_text())
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    found = tensor_sha256(state)
+    if found != card.get("tensor_sha256"):
+        raise RuntimeError(f"{weights}: tensor sha256 {found[:16]}... differs from its card's "
+                           f"{str(card.get('tensor_sha256'))[:16]}... (edited or corrupt); " + rebuild)
+    with torch.random.fork_rng(devices=[]):  # the random init is overwritten; keep the caller's RNG intact
+        net = DigitsClassifier()
+    net.load_state_dict(state)
+    return net.eval(), card
+
+
+def build_digits_classifier(folder: Path | None = None) -> dict[str, Any]:
+    """Train the digits extractor under this process's numerics and write weights + card into ``folder``.
+
+    Returns the new card plus ``matches_committed`` (its tensors equal the committed ones bit for bit).
+    """
+    from suite import numerics
+
+    weights, card_path = digits_extractor_paths(folder)
+    committed_card = digits_extractor_paths()[1]
+    committed = json.loads(committed_card.read_text()).get("tensor_sha256") if committed_card.exists() else None
     net, accuracy = train_digits_classifier()
-    folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(weights, lambda path: torch.save(net.state_dict(), path))
-    card = dict(name=DIGITS_EXTRACTOR, sha256=_sha256(weights), test_accuracy=accuracy, recipe=_DIGITS_RECIPE)
-    _atomic_write(card_path, lambda path: Path(path).write_text(json.dumps(card, indent=1)))
-    return net, card
+    state = net.state_dict()
+    card = dict(name=DIGITS_EXTRACTOR, tensor_sha256=tensor_sha256(state), test_accuracy=accuracy,
+                recipe=_DIGITS_RECIPE, numerics=numerics.requested_level(), torch=torch.__version__)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()  # a file-like target gives the zip a fixed inner folder name
+    torch.save(state, buffer)
+    _atomic_write(weights, lambda path: Path(path).write_bytes(buffer.getvalue()))
+    _atomic_write(card_path, lambda path: Path(path).write_text(json.dumps(card, indent=1) + "\n"))
+    load_digits_classifier.cache_clear()
+    return {**card, "matches_committed": committed == card["tensor_sha256"]}
 
 
 def _atomic_write(target: Path, write: Any) -> None:
     handle, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     os.close(handle)
+    os.chmod(tmp, 0o644)  # committed artifacts: readable by everyone, like the rest of the checkout
     write(tmp)
     os.replace(tmp, target)
 
@@ -248,7 +294,7 @@ class GenerativeEvaluator:
             net, card = load_digits_classifier()
             features, logits = FeatureHead(net, "features"), FeatureHead(net, "logits")
             self.info = dict(feature_extractor=card["name"], feature_extractor_accuracy=card["test_accuracy"],
-                             feature_extractor_sha256=card["sha256"])
+                             feature_extractor_tensor_sha256=card["tensor_sha256"])
         else:
             features, logits = _inception_modules()
             self.info = dict(feature_extractor="inception-v3-compat-2048", feature_extractor_accuracy=None)
