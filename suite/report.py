@@ -198,9 +198,12 @@ def task_section(report: TaskReport, relative_to: Path, heading: str = "##") -> 
                       for r in report.records})
     seeds = sorted({r["seed"] for r in report.records})
     wall = sum(r["wall_time_s"] for r in report.records)
+    # smoke records are re-made by every `make reproduce`: their commit and timings would make the committed
+    # tables churn, so a smoke header points to the records' provenance instead
+    made = (f"*total run time:* {wall / 60:.1f} min · *commit:* {', '.join(commits) or '—'}"
+            if report.profile != "smoke" else "*commit, timings, hardware:* in each run record's provenance")
     parts = [f"{heading} {spec.title}", "", f"*Paper:* {spec.paper}  ", f"*Spec:* `{spec.path.as_posix()}` · "
-             f"*profile:* `{report.profile}` · *runs:* {len(report.records)} · *seeds:* {len(seeds)} · "
-             f"*total run time:* {wall / 60:.1f} min · *commit:* {', '.join(commits) or '—'}", ""]
+             f"*profile:* `{report.profile}` · *runs:* {len(report.records)} · *seeds:* {len(seeds)} · {made}", ""]
     if spec.protocol:
         parts += [spec.protocol.strip(), ""]
     if not report.records:
