@@ -43,7 +43,12 @@ lint: install-test
 
 ## Speed benchmarks: peer ratios asserted in-process, timings compared with the stored baseline of this
 ## machine class (fails when a median is more than BENCH_FAIL slower); `make bench-save` stores a new baseline.
-MACHINE    := $(shell uname -m)-$(shell nproc --all 2>/dev/null || echo 1)cpu
+## The class names the CPU's widest vector ISA (kernels, and so timings, differ between AVX2 and AVX-512 hosts)
+## and, when pinning is off (SUITE_NUMERICS=native), says so: pinned and native timings are different baselines.
+ISA        := $(shell grep -q -w avx512f /proc/cpuinfo 2>/dev/null && echo avx512 || \
+                (grep -q -w avx2 /proc/cpuinfo 2>/dev/null && echo avx2 || echo base))
+NUMERICS   := $(if $(filter native,$(SUITE_NUMERICS)),-native,)
+MACHINE    := $(shell uname -m)-$(shell nproc --all 2>/dev/null || echo 1)cpu-$(ISA)$(NUMERICS)
 BENCH_DIR  := benchmarks/baselines/$(MACHINE)
 BENCH_FAIL ?= median:25%
 BENCH_ARGS := -q -p no:cacheprovider --benchmark-only --benchmark-storage=file://$(BENCH_DIR) \
