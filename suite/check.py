@@ -77,14 +77,19 @@ def numerics_note(committed: dict[str, Any], fresh: dict[str, Any]) -> str | Non
 
 
 def check(specs: list[TaskSpec], jobs_by_spec: dict[str, list[Job]], committed_root: Path, workers: int,
-          update: bool = False, reporter: Any = None) -> tuple[list[Mismatch], list[str]]:
-    """Re-run every job into a scratch store and compare; returns (mismatches, problems with committed files)."""
+          update: bool = False, reporter: Any = None) -> tuple[list[Mismatch], list[str], list[str]]:
+    """Re-run every job into a scratch store and compare.
+
+    Returns (mismatches, problems, notes): problems fail the check (committed files missing or corrupt, failed
+    runs, and why records made under other numerics disagree); notes do not (numerics differed, floats did not).
+    """
     from suite.sweep import run_sweep
 
     scratch = Path(tempfile.mkdtemp(prefix="suite-check-"))
     mismatches: list[Mismatch] = []
     problems: list[str] = []
     notes: set[str] = set()
+    problems_numerics: set[str] = set()
     try:
         all_jobs = [job for spec in specs for job in jobs_by_spec[spec.name]]
         run_sweep(all_jobs, scratch, workers, force=True, reporter=reporter, in_process=workers == 0)
@@ -111,13 +116,15 @@ def check(specs: list[TaskSpec], jobs_by_spec: dict[str, list[Job]], committed_r
                 rows = compare_record(spec, committed, fresh)
                 mismatches.extend(rows)
                 note = numerics_note(committed, fresh)
-                if note and (rows or not note.startswith("committed records predate")):
-                    notes.add(note)  # a legacy record only needs explaining when it disagrees
+                if note and rows:
+                    problems_numerics.add(note)  # explains why this record disagrees
+                elif note and not note.startswith("committed records predate"):
+                    notes.add(f"note: every metric matched although the numerics differ ({note.split(': floats')[0]})")
                 if fresh["status"] == "failed":
                     problems.append(f"{job.key.label}: fresh run failed: {(fresh['reason'] or '').strip()[-300:]}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return mismatches, sorted(notes) + problems
+    return mismatches, sorted(problems_numerics) + problems, sorted(notes)
 
 
 def _try_read(path: Path) -> dict[str, Any] | None:

@@ -127,9 +127,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     specs = _specs(args.specs)
     jobs = _jobs(args, specs)
-    mismatches, problems = check(specs, jobs, Path(args.results), args.workers, update=args.update)
+    mismatches, problems, notes = check(specs, jobs, Path(args.results), args.workers, update=args.update)
     for line in problems:
         print(line, file=sys.stderr if not args.update else sys.stdout)
+    for line in notes:
+        print(line)
     if mismatches:
         print(f"\n{len(mismatches)} metric(s) differ from the committed records:\n")
         print(mismatch_table(mismatches))

@@ -93,3 +93,16 @@ def test_identity_separates_what_changes_floats():
     assert numerics.identity(base) != numerics.identity({**base, "mkl_path": "intel"})
     assert numerics.identity(base) != numerics.identity({**base, "aten": "AVX512", "level": "native"})
     assert numerics.identity(None) is None
+
+
+def test_check_explains_numerics_differences_and_legacy_records():
+    from suite.check import numerics_note
+
+    made = {"level": "avx2", "aten": "AVX2", "onednn": "Intel AVX2", "mkl_path": "non-intel", "mkl_cbwr": "BRANCH_OFF",
+            "openblas": ["Haswell"], "numpy_simd": ["X86_V3"]}
+    record = {"provenance": {"numerics": made, "cpu": "AMD EPYC (family 23 model 49)"}}
+    assert numerics_note(record, record) is None
+    intel = {"provenance": {"numerics": {**made, "mkl_path": "intel"}}}
+    assert "mkl_path=intel" in numerics_note(record, intel) and "SUITE_NUMERICS" in numerics_note(record, intel)
+    legacy = {"provenance": {"cpu": "AMD EPYC"}}
+    assert numerics_note(legacy, record).startswith("committed records predate numerics pinning (made unpinned on")
