@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,12 +238,18 @@ def _relative(path: Path, base: Path) -> str:
         return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
 
 
-def write_benchmarks(specs: list[TaskSpec], root: Path, out: Path) -> Path:
-    """Regenerate BENCHMARKS.md: per task, the first profile of BENCHMARK_PROFILES that has records."""
+def write_benchmarks(specs: list[TaskSpec], root: Path, out: Path,
+                     on_corrupt: Callable[[list[str]], None] | None = None) -> Path:
+    """Regenerate BENCHMARKS.md: per task, the first profile of BENCHMARK_PROFILES that has records.
+
+    ``on_corrupt`` sees each task's corrupt-record messages (the CLI prints them).
+    """
     sections, index = [], []
     for spec in specs:
         profile = next((p for p in BENCHMARK_PROFILES if scan(root, p, spec.name)[0]), BENCHMARK_PROFILES[0])
         report = build_report(spec, profile, root)
+        if on_corrupt is not None:
+            on_corrupt(report.errors)
         write_task_outputs(report, root)
         verdicts = Counter(c.verdict for c in report.claims)
         shown = f"`{profile}`" if report.records else "— (not runnable here)"
