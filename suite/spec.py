@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from suite import registry
+from suite.normalization import Normalization, parse_normalization
 from suite.spec_reader import SAFE_ENV, Reader, SpecError, clip, describe, load_yaml
 from suite.store import slug
 
@@ -103,6 +104,7 @@ class TaskSpec:
     references: tuple[Reference, ...]
     claims: tuple[Claim, ...]
     check: CheckPolicy
+    normalization: Normalization = field(default_factory=lambda: Normalization({}))
 
     def resolve(self, variant: str, profile: str) -> tuple[str, dict[str, Any]]:
         """Baseline name and fully resolved hyperparameters of one variant under one profile."""
@@ -120,7 +122,7 @@ def load_spec(path: str | Path) -> TaskSpec:
     reader = Reader(path)
     raw = load_yaml(path)
     top_keys = ("name", "title", "paper", "protocol", "baseline", "params", "variants", "envs", "metric",
-                "columns", "curves", "figures", "profiles", "references", "claims", "check")
+                "columns", "curves", "figures", "profiles", "references", "claims", "check", "normalization")
     raw = reader.mapping(raw, "", top_keys, required=("name", "paper", "baseline", "variants", "envs",
                                                        "metric", "profiles"))
     registry.load_all()
@@ -156,6 +158,7 @@ def load_spec(path: str | Path) -> TaskSpec:
         references=_references(reader, raw.get("references", []), variants),
         claims=_claims(reader, raw.get("claims", []), variants, env_names, (metric.name, *columns)),
         check=_check_policy(reader, raw.get("check", {}) or {}),
+        normalization=parse_normalization(reader, raw.get("normalization"), env_names, metric.higher_is_better),
     )
 
 
