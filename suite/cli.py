@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from suite import numerics, registry
-from suite.spec import SpecError, TaskSpec, load_specs
+from suite.spec import MAX_SEEDS, SpecError, TaskSpec, load_specs
+from suite.spec_reader import clip
 
 DEFAULT_TASKS = "tasks"
 DEFAULT_RESULTS = "results"
+DEFAULT_BENCHMARKS = "BENCHMARKS.md"
+MAX_WORKERS = 1024  # processes or threads; more is a typo, and -1 used to hang the pool forever
 
 
 def _specs(paths: list[str]) -> list[TaskSpec]:
@@ -55,6 +60,9 @@ def _jobs(args: argparse.Namespace, specs: list[TaskSpec]):
     for spec in specs:
         if args.profile not in spec.profiles:
             raise SpecError(f"{spec.path}: profiles: no profile {args.profile!r}; has {', '.join(spec.profiles)}")
+    _check_subset(specs, args.profile, "--variants", "variant", _split(args.variants))
+    _check_subset(specs, args.profile, "--envs", "env", _split(args.envs))
+    for spec in specs:
         jobs[spec.name] = plan_jobs(spec, args.profile, args.seeds, args.threads, args.accelerator, args.devices,
                                     args.precision, _split(args.variants), _split(args.envs), args.numerics)
         if world_size_of(args.devices) > 1:
@@ -66,6 +74,19 @@ def _jobs(args: argparse.Namespace, specs: list[TaskSpec]):
         if spec.profiles[args.profile].skip:
             print(f"skipping {spec.name} under `{args.profile}`: {spec.profiles[args.profile].skip}", file=sys.stderr)
     return jobs
+
+
+def _check_subset(specs: list[TaskSpec], profile: str, option: str, what: str, names: list[str] | None) -> None:
+    """Each name given to ``--variants``/``--envs`` must be one the profile runs: a typo must not run 0 runs."""
+    for name in names or []:
+        declared = [spec for spec in specs if name in (spec.variants if what == "variant" else spec.envs)
+                    or name in getattr(spec.profiles[profile], what + "s")]
+        if not declared:
+            valid = sorted({n for spec in specs for n in getattr(spec.profiles[profile], what + "s")})
+            raise SpecError(f"{option}: unknown {what} {clip(name)!r}; profile {profile!r} runs: {', '.join(valid)}")
+        if not any(name in getattr(spec.profiles[profile], what + "s") for spec in declared):
+            raise SpecError(f"{option}: {what} {clip(name)!r} is not in profile {profile!r} of "
+                            f"{', '.join(str(spec.path) for spec in declared)}")
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -93,6 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_report:
         for spec in specs:
             report = build_report(spec, args.profile, root)
+            _print_corrupt(report.errors)
             markdown, _ = write_task_outputs(report, root)
             print(f"\n## {spec.title} — {args.profile} ({markdown})\n\n{results_table(report)}")
     failed = summary.failed
@@ -103,6 +125,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _print_corrupt(errors: list[str]) -> None:
+    # on the console too, not only in table.md: a reader of the terminal must see that a cell lost a seed
+    for error in errors:
+        print(f"corrupt record ignored (re-run the sweep to replace it): {error}", file=sys.stderr)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from suite.report import build_report, claims_block, results_table, write_benchmarks, write_task_outputs
 
@@ -111,13 +139,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.profile:
         for spec in specs:
             report = build_report(spec, args.profile, root)
+            _print_corrupt(report.errors)
             markdown, csv_path = write_task_outputs(report, root)
             print(f"## {spec.title} — {args.profile}\n\n{results_table(report)}")
             if report.claims:
                 print(claims_block(report.claims))
             print(f"wrote {markdown}, {csv_path}" + "".join(f", {p}" for p in report.figures))
-    if args.benchmarks:
-        path = write_benchmarks(specs, root, Path(args.benchmarks))
+    benchmarks = args.benchmarks
+    if benchmarks is None:
+        # BENCHMARKS.md describes the committed results; another folder's tables must not replace it silently
+        benchmarks = DEFAULT_BENCHMARKS if root.resolve() == Path(DEFAULT_RESULTS).resolve() else ""
+        if not benchmarks:
+            print(f"BENCHMARKS.md not written: --results {root} is not the committed results folder "
+                  f"({DEFAULT_RESULTS}/); pass --benchmarks PATH to write one", file=sys.stderr)
+    if benchmarks:
+        path = write_benchmarks(specs, root, Path(benchmarks), on_corrupt=_print_corrupt)
         print(f"wrote {path}")
     return 0
 
@@ -169,8 +205,28 @@ def cmd_extractor(args: argparse.Namespace) -> int:
     return 0 if card["matches_committed"] or not args.out else 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one line (no usage block) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message.removeprefix('argument ')}\n")
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, got {clip(text)!r}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="suite", description="Benchmark suite with a reproducibility harness.")
+    parser = _Parser(prog="suite", description="Benchmark suite with a reproducibility harness.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="registered baselines, envs, figures and tasks").set_defaults(fn=cmd_list)
     validate = sub.add_parser("validate", help="check task specs")
@@ -180,12 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     def run_options(p: argparse.ArgumentParser, profile_default: str | None = None) -> None:
         p.add_argument("specs", nargs="*", help="spec files or folders (default: tasks/)")
         p.add_argument("--profile", default=profile_default, required=profile_default is None)
-        p.add_argument("--seeds", type=int, help="override the profile's seed count")
+        p.add_argument("--seeds", type=_whole(1, MAX_SEEDS), help="override the profile's seed count")
         p.add_argument("--variants", help="comma-separated subset of variants")
         p.add_argument("--envs", help="comma-separated subset of envs")
-        p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+        p.add_argument("--workers", type=_whole(0, MAX_WORKERS), default=os.cpu_count() or 1,
                        help="worker processes (default: cores; 0 = in this process)")
-        p.add_argument("--threads", type=int, default=1, help="torch threads per run (recorded; affects numerics)")
+        p.add_argument("--threads", type=_whole(1, MAX_WORKERS), default=1,
+                       help="torch threads per run (recorded; affects numerics)")
         p.add_argument("--results", default=DEFAULT_RESULTS)
         p.add_argument("--accelerator", default="cpu")
         p.add_argument("--devices", default=1, type=lambda v: int(v) if v.isdigit() else v)
@@ -208,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("specs", nargs="*")
     report.add_argument("--profile", help="write this profile's tables (default: only BENCHMARKS.md)")
     report.add_argument("--results", default=DEFAULT_RESULTS)
-    report.add_argument("--benchmarks", default="BENCHMARKS.md", help="path of BENCHMARKS.md ('' to skip)")
+    report.add_argument("--benchmarks", default=None,
+                        help=f"path of BENCHMARKS.md ('' to skip; default: {DEFAULT_BENCHMARKS}, and only when "
+                        f"--results is the committed {DEFAULT_RESULTS}/)")
     report.set_defaults(fn=cmd_report)
 
     check = sub.add_parser("check", help="re-run a profile and compare with committed records")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,31 +124,69 @@ def results_table(report: TaskReport) -> str:
 
 
 def pooled_table(report: TaskReport) -> str:
-    """IQM and optimality gap over envs of the primary metric, min-max normalised per env across all runs."""
+    """IQM and optimality gap of the primary metric pooled over envs, on the spec's fixed per-env scale.
+
+    Each env's scores become ``(score - random) / (reference - random)`` with the anchors the spec's
+    ``normalization`` declares, so a variant's score does not depend on the other variants in the table.
+    Without anchors for every env it falls back to min-max over this table's runs and says so.  A variant
+    is pooled from its ``ok`` runs; its diverged/failed runs are counted on its row, never silently dropped.
+    """
     spec, chosen = report.spec, report.spec.profiles[report.profile]
     if len(chosen.envs) < 2:
         return ""
-    metric, sign = spec.metric.name, 1.0 if spec.metric.higher_is_better else -1.0
-    per_variant = {}
+    metric, fixed = spec.metric.name, spec.normalization
+    pooled: dict[str, list[np.ndarray]] = {}
+    excluded = []
     for variant in chosen.variants:
         columns = [report.cells[(variant, env, metric)].values for env in chosen.envs]
-        if not all(c.size for c in columns) or len({c.size for c in columns}) != 1:
-            continue
-        per_variant[variant] = sign * np.stack(columns, axis=1)
-    if not per_variant:
+        empty = [env for env, column in zip(chosen.envs, columns) if not column.size]
+        if empty:
+            excluded.append(f"{variant} (no `ok` run in {', '.join(empty)})")
+        else:
+            pooled[variant] = columns
+    if not pooled:
         return ""
-    everything = np.concatenate(list(per_variant.values()))
-    low, high = everything.min(axis=0), everything.max(axis=0)
-    lines = [f"Pooled over {len(chosen.envs)} envs ({metric}{'' if sign > 0 else ', negated'}, min-max normalised "
-             "per env over all runs of this table; 1 = best run, higher is better):", "",
-             "| variant | IQM [95% CI] | optimality gap [95% CI] |", "|---|---|---|"]
-    for variant, scores in per_variant.items():
-        normalised = stats.min_max_normalize(scores, low, high)
-        iqm_ci = stats.stratified_bootstrap_ci(normalised, stats.iqm)
-        gap_ci = stats.stratified_bootstrap_ci(normalised, stats.optimality_gap)
-        lines.append(f"| {variant} | {_num(stats.iqm(normalised))} [{_num(iqm_ci[0])}, {_num(iqm_ci[1])}] | "
-                     f"{_num(stats.optimality_gap(normalised))} [{_num(gap_ci[0])}, {_num(gap_ci[1])}] |")
+    if fixed.covers(chosen.envs):
+        scaled = {v: [fixed.normalise(env, c) for env, c in zip(chosen.envs, cols)] for v, cols in pooled.items()}
+        anchors = ", ".join(f"{env} {fixed.scores[env].random:g} → {fixed.scores[env].reference:g}"
+                            for env in chosen.envs)
+        sources = "; ".join(dict.fromkeys(fixed.scores[env].source for env in chosen.envs))
+        scale = f"normalised per env by the spec's fixed scores, 0 = random, 1 = reference: {anchors} ({sources})"
+    else:
+        scaled = _min_max_fallback(pooled, chosen.envs, spec.metric.higher_is_better)
+        missing = ", ".join(env for env in chosen.envs if env not in fixed.scores)
+        scale = (f"⚠ min-max normalised per env over the runs of this table, 1 = best run: the spec declares no "
+                 f"fixed reference scores for {missing}{f' ({fixed.note})' if fixed.note else ''}, so a variant's "
+                 "score here depends on which other variants are in the table")
+    lines = [f"Pooled over {len(chosen.envs)} envs ({metric}; {scale}; higher is better):", "",
+             "| variant | IQM [95% CI] | optimality gap [95% CI] | runs pooled |", "|---|---|---|---|"]
+    for variant, columns in scaled.items():
+        everything = np.concatenate(columns)
+        iqm_ci = stats.stratified_bootstrap_ci(columns, stats.iqm)
+        gap_ci = stats.stratified_bootstrap_ci(columns, stats.optimality_gap)
+        lines.append(f"| {variant}{_pooled_note(report, variant)} | {_num(stats.iqm(everything))} "
+                     f"[{_num(iqm_ci[0])}, {_num(iqm_ci[1])}] | {_num(stats.optimality_gap(everything))} "
+                     f"[{_num(gap_ci[0])}, {_num(gap_ci[1])}] | {everything.size} |")
+    lines += ["", "Diverged and failed runs have no score and are left out of their variant's pool (counted on "
+              "its row)." + (f" Not pooled: {'; '.join(excluded)}." if excluded else "")]
     return "\n".join(lines) + "\n"
+
+
+def _pooled_note(report: TaskReport, variant: str) -> str:
+    counts = Counter()
+    for env in report.spec.profiles[report.profile].envs:
+        counts.update(report.status_counts.get((variant, env), Counter()))
+    bad = [f"{counts[s]} {s}" for s in ("diverged", "failed") if counts[s]]
+    return f" (⚠ {', '.join(bad)} not pooled)" if bad else ""
+
+
+def _min_max_fallback(pooled: dict[str, list[np.ndarray]], envs: tuple[str, ...],
+                      higher_is_better: bool) -> dict[str, list[np.ndarray]]:
+    sign = 1.0 if higher_is_better else -1.0
+    low = [min(float((sign * cols[j]).min()) for cols in pooled.values()) for j in range(len(envs))]
+    high = [max(float((sign * cols[j]).max()) for cols in pooled.values()) for j in range(len(envs))]
+    return {v: [stats.min_max_normalize(sign * c, np.array(lo), np.array(hi)) for c, lo, hi in zip(cols, low, high)]
+            for v, cols in pooled.items()}
 
 
 def reference_tables(spec: TaskSpec, shown_envs: tuple[str, ...]) -> str:
@@ -240,12 +279,18 @@ def _relative(path: Path, base: Path) -> str:
         return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
 
 
-def write_benchmarks(specs: list[TaskSpec], root: Path, out: Path) -> Path:
-    """Regenerate BENCHMARKS.md: per task, the first profile of BENCHMARK_PROFILES that has records."""
+def write_benchmarks(specs: list[TaskSpec], root: Path, out: Path,
+                     on_corrupt: Callable[[list[str]], None] | None = None) -> Path:
+    """Regenerate BENCHMARKS.md: per task, the first profile of BENCHMARK_PROFILES that has records.
+
+    ``on_corrupt`` sees each task's corrupt-record messages (the CLI prints them).
+    """
     sections, index = [], []
     for spec in specs:
         profile = next((p for p in BENCHMARK_PROFILES if scan(root, p, spec.name)[0]), BENCHMARK_PROFILES[0])
         report = build_report(spec, profile, root)
+        if on_corrupt is not None:
+            on_corrupt(report.errors)
         write_task_outputs(report, root)
         verdicts = Counter(c.verdict for c in report.claims)
         shown = f"`{profile}`" if report.records else "— (not runnable here)"

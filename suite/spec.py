@@ -7,19 +7,21 @@ See docs/task-spec.md for the format.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from suite import registry
-from suite.spec_reader import Reader, SpecError, describe
+from suite.normalization import Normalization, parse_normalization
+from suite.spec_reader import SAFE_ENV, Reader, SpecError, clip, describe, load_yaml
+from suite.store import slug
 
 PROFILES_REQUIRED = ("smoke", "cpu", "paper")
 TESTS = ("welch", "mannwhitney")
 _NAME = re.compile(r"^[a-z0-9_]+$")
+MAX_SEEDS = 1000  # the largest shipped profile has 100; 10**30 seeds used to be planned until memory ran out
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class TaskSpec:
     references: tuple[Reference, ...]
     claims: tuple[Claim, ...]
     check: CheckPolicy
+    normalization: Normalization = field(default_factory=lambda: Normalization({}))
 
     def resolve(self, variant: str, profile: str) -> tuple[str, dict[str, Any]]:
         """Baseline name and fully resolved hyperparameters of one variant under one profile."""
@@ -117,27 +120,20 @@ def load_spec(path: str | Path) -> TaskSpec:
     """Read and validate one task spec; raises :class:`SpecError` with a one-line message."""
     path = Path(path)
     reader = Reader(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "yaml"
-        raise SpecError(f"{path}: {where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    raw = load_yaml(path)
     top_keys = ("name", "title", "paper", "protocol", "baseline", "params", "variants", "envs", "metric",
-                "columns", "curves", "figures", "profiles", "references", "claims", "check")
+                "columns", "curves", "figures", "profiles", "references", "claims", "check", "normalization")
     raw = reader.mapping(raw, "", top_keys, required=("name", "paper", "baseline", "variants", "envs",
                                                        "metric", "profiles"))
     registry.load_all()
     name = reader.typed(raw["name"], "name", str, "a string")
     if not _NAME.match(name):
-        raise reader.fail("name", f"expected lowercase letters, digits and '_', got {name!r}")
+        raise reader.fail("name", f"expected lowercase letters, digits and '_', got {clip(name)!r}")
     baseline = _baseline_name(reader, raw["baseline"], "baseline")
     params = reader.mapping(raw.get("params", {}) or {}, "params")
     variants = _variants(reader, raw["variants"], baseline, params)
     env_names = sorted(registry.ENVS)
-    envs = reader.names(raw["envs"], "envs", env_names, "env")
+    envs = _env_names(reader, raw["envs"], "envs", env_names)
     for variant in variants.values():
         _check_env_family(reader, variant, envs, "envs")
     metric_raw = reader.mapping(raw["metric"], "metric", ("name", "higher_is_better"), ("name", "higher_is_better"))
@@ -145,11 +141,12 @@ def load_spec(path: str | Path) -> TaskSpec:
                     reader.typed(metric_raw["higher_is_better"], "metric.higher_is_better", bool, "a bool"))
     columns = reader.strings(raw.get("columns", [metric.name]), "columns")
     profiles = _profiles(reader, raw["profiles"], variants, envs, env_names)
+    _no_shared_file_names(reader, "envs", [*envs, *(e for p in profiles.values() for e in p.envs)])
     curves, curve_x_labels = _curves(reader, raw.get("curves", []))
     figures = reader.strings(raw.get("figures", []), "figures")
     for i, figure in enumerate(figures):
         if figure not in registry.FIGURES:
-            raise reader.fail(f"figures[{i}]", f"unknown figure {figure!r}; registered: "
+            raise reader.fail(f"figures[{i}]", f"unknown figure {clip(figure)!r}; registered: "
                               f"{', '.join(sorted(registry.FIGURES)) or 'none'}")
     return TaskSpec(
         path=path, name=name,
@@ -159,8 +156,9 @@ def load_spec(path: str | Path) -> TaskSpec:
         baseline=baseline, params=params, variants=variants, envs=envs, metric=metric, columns=columns,
         curves=curves, curve_x_labels=curve_x_labels, figures=figures, profiles=profiles,
         references=_references(reader, raw.get("references", []), variants),
-        claims=_claims(reader, raw.get("claims", []), variants, env_names),
+        claims=_claims(reader, raw.get("claims", []), variants, env_names, (metric.name, *columns)),
         check=_check_policy(reader, raw.get("check", {}) or {}),
+        normalization=parse_normalization(reader, raw.get("normalization"), env_names, metric.higher_is_better),
     )
 
 
@@ -177,8 +175,8 @@ def load_specs(paths: list[str | Path]) -> list[TaskSpec]:
 def _baseline_name(reader: Reader, value: Any, where: str) -> str:
     reader.typed(value, where, str, "a baseline name")
     if value not in registry.BASELINES:
-        raise reader.fail(where, f"unknown baseline {value!r}; registered: {', '.join(sorted(registry.BASELINES))}"
-                          + registry._import_hint())
+        raise reader.fail(where, f"unknown baseline {clip(value)!r}; registered: "
+                          f"{', '.join(sorted(registry.BASELINES))}" + registry._import_hint())
     return value
 
 
@@ -192,6 +190,7 @@ def _check_hparams(reader: Reader, overrides: dict[str, Any], baseline: str, whe
 
 
 def _check_type(reader: Reader, value: Any, default: Any, where: str) -> None:
+    _check_finite(reader, value, where)
     if default is None or value is None:
         return
     if isinstance(default, bool):
@@ -209,12 +208,43 @@ def _check_type(reader: Reader, value: Any, default: Any, where: str) -> None:
         raise reader.fail(where, f"expected {what.get(expected[-1], expected[-1].__name__)}, got {describe(value)}")
 
 
+def _check_finite(reader: Reader, value: Any, where: str) -> None:
+    """NaN or inf anywhere in a hyperparameter (lists included) would only fail every run later."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise reader.fail(where, f"expected a finite number, got {value}")
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_finite(reader, item, f"{where}[{i}]")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(reader, item, f"{where}.{key}")
+
+
+def _no_shared_file_names(reader: Reader, where: str, names: list[str]) -> None:
+    """Two names whose records would share one file (``a/b`` and ``a-b``; ``A`` and ``a`` on macOS) are an error."""
+    seen: dict[str, str] = {}
+    for name in dict.fromkeys(names):
+        key = slug(name).casefold()
+        if key in seen:
+            raise reader.fail(where, f"{seen[key]!r} and {name!r} would share the record file name {slug(name)!r}; "
+                              "rename one")
+        seen[key] = name
+
+
+def _env_names(reader: Reader, raw: Any, where: str, env_names: list[str]) -> tuple[str, ...]:
+    envs = reader.names(raw, where, env_names, "env")
+    for i, env in enumerate(envs):
+        reader.safe_name(env, f"{where}[{i}]", "env", SAFE_ENV)
+    return envs
+
+
 def _variants(reader: Reader, raw: Any, default_baseline: str, params: dict[str, Any]) -> dict[str, Variant]:
     raw = reader.mapping(raw, "variants")
     if not raw:
         raise reader.fail("variants", "expected at least one variant")
     variants = {}
     for name, overrides in raw.items():
+        reader.safe_name(name, f"variants.{clip(name, 20)}", "variant")
         where = f"variants.{name}"
         overrides = dict(reader.mapping(overrides or {}, where))
         baseline = _baseline_name(reader, overrides.pop("baseline"), f"{where}.baseline") \
@@ -223,6 +253,7 @@ def _variants(reader: Reader, raw: Any, default_baseline: str, params: dict[str,
         shared = {k: v for k, v in params.items() if k in registry.BASELINES[baseline].defaults}
         _check_hparams(reader, shared, baseline, "params")
         variants[name] = Variant(name, baseline, overrides)
+    _no_shared_file_names(reader, "variants", list(variants))
     known = set().union(*(registry.BASELINES[v.baseline].defaults for v in variants.values()))
     for key in params:
         if key not in known:
@@ -252,9 +283,9 @@ def _profiles(reader: Reader, raw: Any, variants: dict[str, Variant], envs: tupl
         body = reader.mapping(body, where, ("seeds", "envs", "variants", "params", "timeout", "skip"), ("seeds",))
         skip = reader.typed(body["skip"], f"{where}.skip", str, "a reason") if "skip" in body else None
         seeds = reader.typed(body["seeds"], f"{where}.seeds", int, "an int")
-        if seeds < 1:
-            raise reader.fail(f"{where}.seeds", f"expected at least 1, got {seeds}")
-        profile_envs = reader.names(body["envs"], f"{where}.envs", env_names, "env") if "envs" in body else envs
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise reader.fail(f"{where}.seeds", f"expected 1 to {MAX_SEEDS} seeds, got {clip(seeds)}")
+        profile_envs = _env_names(reader, body["envs"], f"{where}.envs", env_names) if "envs" in body else envs
         chosen = reader.names(body["variants"], f"{where}.variants", list(variants), "variant") \
             if "variants" in body else tuple(variants)
         params = reader.mapping(body.get("params", {}) or {}, f"{where}.params")
@@ -268,7 +299,8 @@ def _profiles(reader: Reader, raw: Any, variants: dict[str, Variant], envs: tupl
             if key not in known:
                 raise reader.fail(f"{where}.params.{key}", f"no variant's baseline has this hyperparameter; "
                                   f"valid: {', '.join(sorted(known))}")
-        timeout = reader.typed(body.get("timeout", 3600), f"{where}.timeout", (int, float), "seconds")
+        # NaN compares false with everything, so `timeout: .nan` would silently disable the timeout
+        timeout = reader.number(body.get("timeout", 3600), f"{where}.timeout", "seconds", low=0, open_low=True)
         profiles[name] = Profile(name, seeds, profile_envs, chosen, dict(params), float(timeout), skip)
     return profiles
 
@@ -282,7 +314,7 @@ def _references(reader: Reader, raw: Any, variants: dict[str, Variant]) -> tuple
                               ("name", "values"))
         tolerance = item.get("tolerance")
         if tolerance is not None:
-            reader.typed(tolerance, f"{where}.tolerance", (int, float), "a relative tolerance")
+            reader.number(tolerance, f"{where}.tolerance", "a relative tolerance", low=0)
         values: dict[str, dict[str, float]] = {}
         for env, row in reader.mapping(item["values"], f"{where}.values").items():
             row = reader.mapping(row, f"{where}.values.{env}")
@@ -290,7 +322,7 @@ def _references(reader: Reader, raw: Any, variants: dict[str, Variant]) -> tuple
                 if variant not in variants:
                     raise reader.fail(f"{where}.values.{env}.{variant}",
                                       f"unknown variant; valid: {', '.join(variants)}")
-                reader.typed(value, f"{where}.values.{env}.{variant}", (int, float), "a number")
+                reader.number(value, f"{where}.values.{env}.{variant}", "a number")
             values[str(env)] = {k: float(v) for k, v in row.items()}
         references.append(Reference(
             name=reader.typed(item["name"], f"{where}.name", str, "a string"),
@@ -300,13 +332,20 @@ def _references(reader: Reader, raw: Any, variants: dict[str, Variant]) -> tuple
     return tuple(references)
 
 
-def _selector(reader: Reader, raw: Any, where: str, variants: dict[str, Variant]) -> CellSelector:
+def _selector(reader: Reader, raw: Any, where: str, variants: dict[str, Variant],
+              metrics: tuple[str, ...]) -> CellSelector:
     raw = reader.mapping(raw, where, ("variant", "metric"), ("variant", "metric"))
-    return CellSelector(reader.names(raw["variant"], f"{where}.variant", list(variants), "variant"),
-                        reader.typed(raw["metric"], f"{where}.metric", str, "a metric name"))
+    metric = reader.typed(raw["metric"], f"{where}.metric", str, "a metric name")
+    # Baselines do not declare their metrics, the spec does (metric + columns): a claim about anything else
+    # could never be checked by a reader of the table and was silently "inconclusive" when misspelt.
+    if metric not in metrics:
+        raise reader.fail(f"{where}.metric", f"unknown metric {clip(metric)!r}; the spec's metric and columns "
+                          f"are: {', '.join(dict.fromkeys(metrics))}")
+    return CellSelector(reader.names(raw["variant"], f"{where}.variant", list(variants), "variant"), metric)
 
 
-def _claims(reader: Reader, raw: Any, variants: dict[str, Variant], env_names: list[str]) -> tuple[Claim, ...]:
+def _claims(reader: Reader, raw: Any, variants: dict[str, Variant], env_names: list[str],
+            metrics: tuple[str, ...]) -> tuple[Claim, ...]:
     items = reader.typed(raw or [], "claims", list, "a list")
     claims, seen = [], set()
     for i, item in enumerate(items):
@@ -315,14 +354,14 @@ def _claims(reader: Reader, raw: Any, variants: dict[str, Variant], env_names: l
                                             "args"), ("id", "text"))
         claim_id = reader.typed(item["id"], f"{where}.id", str, "a string")
         if claim_id in seen:
-            raise reader.fail(f"{where}.id", f"duplicate claim id {claim_id!r}")
+            raise reader.fail(f"{where}.id", f"duplicate claim id {clip(claim_id)!r}")
         seen.add(claim_id)
         kind = reader.typed(item.get("kind", "compare"), f"{where}.kind", str, "a string")
         envs = reader.names(item["envs"], f"{where}.envs", env_names, "env") if "envs" in item else ()
         args = reader.mapping(item.get("args", {}) or {}, f"{where}.args")
         if kind != "compare":
             if kind not in registry.CLAIM_CHECKERS:
-                raise reader.fail(f"{where}.kind", f"unknown claim kind {kind!r}; valid: compare, "
+                raise reader.fail(f"{where}.kind", f"unknown claim kind {clip(kind)!r}; valid: compare, "
                                   + ", ".join(sorted(registry.CLAIM_CHECKERS)))
             claims.append(Claim(claim_id, str(item["text"]), kind, envs=envs, args=dict(args)))
             continue
@@ -330,16 +369,17 @@ def _claims(reader: Reader, raw: Any, variants: dict[str, Variant], env_names: l
             if key not in item:
                 raise reader.fail(where, f"missing required key {key!r} for a compare claim")
         if item["op"] not in ("<", ">"):
-            raise reader.fail(f"{where}.op", f"expected '<' or '>', got {item['op']!r}")
+            raise reader.fail(f"{where}.op", f"expected '<' or '>', got {clip(item['op'])!r}")
         test = item.get("test", "welch")
         if test not in TESTS:
-            raise reader.fail(f"{where}.test", f"expected one of {', '.join(TESTS)}, got {test!r}")
+            raise reader.fail(f"{where}.test", f"expected one of {', '.join(TESTS)}, got {clip(test)!r}")
         alpha = reader.typed(item.get("alpha", 0.05), f"{where}.alpha", (int, float), "a number")
         if not 0 < alpha < 1:
-            raise reader.fail(f"{where}.alpha", f"expected a number in (0, 1), got {alpha}")
-        claims.append(Claim(claim_id, str(item["text"]), kind, _selector(reader, item["lhs"], f"{where}.lhs", variants),
-                            item["op"], _selector(reader, item["rhs"], f"{where}.rhs", variants), envs, test,
-                            float(alpha), dict(args)))
+            raise reader.fail(f"{where}.alpha", f"expected a number in (0, 1), got {clip(alpha)}")
+        lhs = _selector(reader, item["lhs"], f"{where}.lhs", variants, metrics)
+        rhs = _selector(reader, item["rhs"], f"{where}.rhs", variants, metrics)
+        claims.append(Claim(claim_id, str(item["text"]), kind, lhs, item["op"], rhs, envs, test, float(alpha),
+                            dict(args)))
     return tuple(claims)
 
 
@@ -348,7 +388,7 @@ def _check_policy(reader: Reader, raw: Any) -> CheckPolicy:
     exact = reader.strings(raw.get("exact", []), "check.exact")
     tolerance = reader.mapping(raw.get("tolerance", {}) or {}, "check.tolerance")
     for device, value in tolerance.items():
-        reader.typed(value, f"check.tolerance.{device}", (int, float), "a relative tolerance")
+        reader.number(value, f"check.tolerance.{device}", "a relative tolerance", low=0)
     return CheckPolicy(exact, {k: float(v) for k, v in tolerance.items()})
 
 

@@ -59,16 +59,19 @@ def min_max_normalize(scores: np.ndarray, low: np.ndarray, high: np.ndarray) -> 
     return (np.asarray(scores, dtype=float) - low) / span
 
 
-def stratified_bootstrap_ci(scores: np.ndarray, statistic=iqm, confidence: float = 0.95, n_resamples: int = 2000,
-                            random_state: int = 0) -> tuple[float, float]:
-    """Interval of an aggregate over a ``(runs, envs)`` matrix, resampling runs within each env (rliable)."""
-    scores = np.asarray(scores, dtype=float)
-    runs = scores.shape[0]
-    if runs < 2:
+def stratified_bootstrap_ci(scores: np.ndarray | list[np.ndarray], statistic=iqm, confidence: float = 0.95,
+                            n_resamples: int = 2000, random_state: int = 0) -> tuple[float, float]:
+    """Interval of an aggregate over all runs of all envs, resampling runs within each env (rliable).
+
+    ``scores`` is a ``(runs, envs)`` matrix, or one array per env when envs have different run counts
+    (a diverged run leaves its env one short); ``statistic`` sees each resample's scores pooled.
+    """
+    columns = [np.asarray(c, dtype=float) for c in scores] if isinstance(scores, list) \
+        else list(np.asarray(scores, dtype=float).T)
+    if min((c.size for c in columns), default=0) < 2:
         return float("nan"), float("nan")
     rng = np.random.default_rng(random_state)
-    indices = rng.integers(0, runs, size=(n_resamples, runs, scores.shape[1]))
-    resampled = np.take_along_axis(scores[None, :, :], indices, axis=1)
+    resampled = np.concatenate([c[rng.integers(0, c.size, size=(n_resamples, c.size))] for c in columns], axis=1)
     estimates = np.array([statistic(sample) for sample in resampled])
     tail = (1 - confidence) / 2 * 100
     return float(np.percentile(estimates, tail)), float(np.percentile(estimates, 100 - tail))

@@ -18,6 +18,8 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,8 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
     "steps": int, "step_unit": str, "wall_time_s": (int, float), "provenance": dict, "record_hash": str,
 }
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+TEMP_PREFIX = ".tmp-"  # a record being written; never a record: every reader skips dot-files
+STALE_TEMP_AGE_S = 3600  # a temp file this old is an abandoned write even when its writer's pid is reused
 
 
 class CorruptRecord(ValueError):
@@ -54,8 +58,12 @@ def slug(text: str) -> str:
     return _UNSAFE.sub("-", text).strip("-")
 
 
+def runs_folder(root: Path, profile: str, task: str) -> Path:
+    return Path(root) / profile / task / "runs"
+
+
 def record_path(root: Path, key: RunKey) -> Path:
-    return Path(root) / key.profile / key.task / "runs" / f"{slug(key.variant)}__{slug(key.env)}__s{key.seed}.json"
+    return runs_folder(root, key.profile, key.task) / f"{slug(key.variant)}__{slug(key.env)}__s{key.seed}.json"
 
 
 def canonical_json(value: Any) -> str:
@@ -94,24 +102,80 @@ def seal(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def write_record(root: Path, record: dict[str, Any]) -> Path:
-    """Seal and write a record atomically (temp file in the same folder + fsync + rename)."""
+def _temp_prefix() -> str:
+    # The writer's host and pid in the name let a later sweep tell an abandoned write from a live one.
+    return f"{TEMP_PREFIX}{slug(platform.node()) or 'host'}-{os.getpid()}-"
+
+
+def write_record(root: Path, record: dict[str, Any], before_rename: Callable[[], None] | None = None) -> Path:
+    """Seal and write a record atomically (temp file in the same folder + fsync + rename + fsync of the folder).
+
+    ``before_rename`` runs just before the record becomes visible; a sweep worker uses it to die
+    instead of publishing a record once its sweep is gone.
+    """
     record = seal(record)
     path = record_path(root, RunKey(record["task"], record["variant"], record["env"], record["seed"],
                                     record["profile"]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(), suffix=".json")
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(record, handle, indent=1, sort_keys=True)
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
+        if before_rename is not None:
+            before_rename()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)  # the rename itself survives a power loss only once the folder is on disk
     return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # platforms that cannot open a folder (Windows) have no folder fsync either
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def record_files(folder: Path) -> list[Path]:
+    """The record files of a ``runs/`` folder: ``*.json`` minus dot-files (temp files of writes in progress)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
+
+
+def sweep_stale_temps(folder: Path) -> list[Path]:
+    """Delete temp files whose writer is gone (this host, dead pid) or that are over an hour old."""
+    removed = []
+    host = slug(platform.node()) or "host"
+    for path in folder.glob(TEMP_PREFIX + "*") if folder.is_dir() else []:
+        match = re.match(re.escape(TEMP_PREFIX) + r"(.*)-(\d+)-[^-]*\.json$", path.name)
+        try:
+            old = time.time() - path.stat().st_mtime > STALE_TEMP_AGE_S
+        except FileNotFoundError:
+            continue  # its writer just renamed it into place
+        if old or match is None or (match.group(1) == host and not _pid_alive(int(match.group(2)))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -140,9 +204,8 @@ def read_record(path: Path) -> dict[str, Any]:
 
 def scan(root: Path, profile: str, task: str) -> tuple[list[dict[str, Any]], list[str]]:
     """All valid records of one task and profile, plus one error line per corrupt file."""
-    folder = Path(root) / profile / task / "runs"
     records, errors = [], []
-    for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+    for path in record_files(runs_folder(root, profile, task)):
         try:
             records.append(read_record(path))
         except CorruptRecord as error:

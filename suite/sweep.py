@@ -6,8 +6,13 @@ thread count.  The
 worker writes its own record atomically, so a run that finished is never lost even
 if the sweep is killed.  A worker that exceeds the job's timeout or dies is killed
 and replaced, and the run is recorded as ``failed`` with the reason; the sweep
-goes on.  Workers die with their parent (``PR_SET_PDEATHSIG``; the forkserver exits
-when the sweep does), so a killed sweep leaves no orphan writing records behind it.
+goes on.  Workers watch the sweep process itself, not their parent: a worker's parent
+is the forkserver, which outlives a SIGKILLed sweep long enough to finish a run, so
+``PR_SET_PDEATHSIG`` alone does not fire.  Each worker holds the read end of a
+"lifeline" pipe whose only write end lives in the sweep process; the kernel closes it
+when the sweep dies, however it dies, and the worker kills itself at that EOF, and
+checks it once more just before renaming a record into place, so a killed sweep
+leaves no orphan writing records behind it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from suite.runner import Job, failed_record, recorded_settings, run_one
-from suite.store import CorruptRecord, pin_git_state, read_record, record_path, write_record
+from suite.store import (
+    CorruptRecord,
+    pin_git_state,
+    read_record,
+    record_path,
+    runs_folder,
+    sweep_stale_temps,
+    write_record,
+)
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 RESUMABLE = ("ok", "diverged")  # deterministic outcomes; `failed` (crash, timeout) is retried
@@ -74,9 +88,29 @@ def _set_parent_death_signal() -> None:
             pass
 
 
-def _worker_main(conn: Connection, root: str) -> None:
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _watch_lifeline(lifeline: Connection) -> None:
+    """Block on the lifeline until the sweep process is gone, then kill this worker on the spot."""
+    try:
+        lifeline.recv()  # nothing is ever sent: this returns only by EOF when the sweep's end closes
+    except (EOFError, OSError):
+        pass
+    _die()
+
+
+def _check_lifeline(lifeline: Connection) -> None:
+    # poll() is true only at EOF here (the sweep never writes): the sweep died while this run finished.
+    if lifeline.poll():
+        _die()
+
+
+def _worker_main(conn: Connection, root: str, lifeline: Connection) -> None:
     _set_parent_death_signal()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    threading.Thread(target=_watch_lifeline, args=(lifeline,), daemon=True, name="lifeline").start()
     from suite import registry
 
     registry.load_all()  # import torch, Lightning and every baseline before the first run's clock starts
@@ -90,7 +124,7 @@ def _worker_main(conn: Connection, root: str) -> None:
             conn.send(("progress", int(step), int(total)))
 
         record = run_one(job, progress)
-        path = write_record(Path(root), record)
+        path = write_record(Path(root), record, before_rename=lambda: _check_lifeline(lifeline))
         conn.send(("done", str(path)))
 
 
@@ -118,16 +152,21 @@ class WorkerPool:
     """A fixed number of spawned workers fed jobs one at a time."""
 
     def __init__(self, workers: int, root: Path, threads: int) -> None:
+        if workers < 1:
+            raise ValueError(f"a worker pool needs at least 1 worker, got {workers}")
         self.root = Path(root)
         for name in THREAD_ENV:
             os.environ[name] = str(threads)
         os.environ.setdefault("PYTHONHASHSEED", "0")
         self.context = _context()
+        # Only this process ever holds the write end, so its death is the workers' EOF.
+        self.lifeline_read, self.lifeline_write = self.context.Pipe(duplex=False)
         self.workers = [self._spawn() for _ in range(workers)]
 
     def _spawn(self) -> _Worker:
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=_worker_main, args=(child, str(self.root)), daemon=True)
+        process = self.context.Process(target=_worker_main, args=(child, str(self.root), self.lifeline_read),
+                                       daemon=True)
         process.start()
         child.close()
         return _Worker(process, parent)
@@ -150,6 +189,8 @@ class WorkerPool:
             worker.process.join(5)
             if worker.process.is_alive():
                 worker.process.kill()
+        self.lifeline_read.close()
+        self.lifeline_write.close()
 
     def run(self, jobs: list[Job], on_event: Callable[[str, _Worker, dict[str, Any] | None], None]) -> list[dict]:
         """Run every job; ``on_event(kind, worker, record)`` sees 'start', 'progress' (each tick) and 'done'."""
@@ -214,6 +255,8 @@ def begin_sweep(jobs: list[Job], root: Path, force: bool, reporter: Any) -> tupl
     from suite.progress import SweepReporter
 
     pin_git_state()
+    for profile, task in dict.fromkeys((job.key.profile, job.key.task) for job in jobs):
+        sweep_stale_temps(runs_folder(root, profile, task))
     todo, skipped, corrupt = pending(jobs, root, force)
     reporter = reporter or SweepReporter()
     for message in corrupt:

@@ -96,3 +96,61 @@ def test_curve_x_axis_is_labelled_with_the_runs_step_unit():
     assert step_unit_label([record("env_steps"), record("env_steps")], "eval_return") == "env steps"
     assert step_unit_label([record("frames"), record("env_steps")], "eval_return") == "step"
     assert step_unit_label([record("frames", curve="other"), record("env_steps")], "eval_return") == "env steps"
+
+
+NORMALIZATION = """normalization:
+  scores:
+    toy-a: {random: 2.0, reference: 0.0, source: weight error of zero weights}
+    toy-b: {random: 2.5, reference: 0.0, source: weight error of zero weights}
+"""
+
+
+def _pooled_rows(spec_path, root) -> dict[str, str]:
+    from suite.report import pooled_table
+
+    table = pooled_table(build_report(load_spec(spec_path), "smoke", root, figures=False))
+    return {line.split(" | ")[0].strip("| ").split(" (")[0]: line for line in table.splitlines() if line.startswith("| ")
+            and not line.startswith("| variant")}
+
+
+def test_pooled_table_uses_the_specs_fixed_scores_and_keeps_diverged_variants(toy_results, write_spec):
+    both = write_spec({"claims:": NORMALIZATION + "claims:"}, name="both.yaml")
+    alone = write_spec({"claims:": NORMALIZATION + "claims:",
+                        "smoke: {seeds: 3,": "smoke: {seeds: 3, variants: [fast],"}, name="alone.yaml")
+    text = build_report(load_spec(both), "smoke", toy_results, figures=False)
+    from suite.report import pooled_table
+
+    assert ("fixed scores, 0 = random, 1 = reference: toy-a 2 → 0, toy-b 2.5 → 0 (weight error of zero weights)"
+            in pooled_table(text))
+    # a variant's pooled score does not depend on which other variants are in the table
+    assert _pooled_rows(both, toy_results)["fast"] == _pooled_rows(alone, toy_results)["fast"]
+    # a diverged run leaves its variant in the table, with the count shown
+    spec = load_spec(both)
+    path = record_path(toy_results, plan_jobs(spec, "smoke", variants=["slow"])[0].key)
+    record = json.loads(path.read_text())
+    record.update(status="diverged", reason="loss is nan", metrics={"weight_error": None})
+    write_record(toy_results, record)
+    row = _pooled_rows(both, toy_results)["slow"]
+    assert "(⚠ 1 diverged not pooled)" in row and row.endswith("| 5 |")
+
+
+def test_pooled_table_without_fixed_scores_says_it_fell_back(toy_results, toy_spec_path):
+    from suite.report import pooled_table
+
+    table = pooled_table(build_report(load_spec(toy_spec_path), "smoke", toy_results, figures=False))
+    assert "⚠ min-max normalised per env over the runs of this table" in table
+    assert "no fixed reference scores for toy-a, toy-b" in table
+
+
+@pytest.mark.parametrize("scores, message", [
+    ("toy-a: {random: 0.0, reference: 2.0, source: x}", r"reference 2 must be below random 0"),
+    ("toy-a: {random: 2.0, reference: .nan, source: x}", r"normalization\.scores\.toy-a\.reference: expected a score"),
+    ("toy-a: {random: 2.0, reference: 0.0}", r"normalization\.scores\.toy-a: missing required key 'source'"),
+    ("toy-q: {random: 2.0, reference: 0.0, source: x}", r"normalization\.scores\.toy-q\[0\]: unknown env 'toy-q'"),
+])
+def test_bad_normalization_is_a_one_line_error(write_spec, scores, message):
+    from suite.spec import SpecError
+
+    path = write_spec({"claims:": f"normalization:\n  scores:\n    {scores}\nclaims:"})
+    with pytest.raises(SpecError, match=message):
+        load_spec(path)

@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from suite.runner import plan_jobs, run_one
 from suite.spec import load_spec
-from suite.store import read_record, record_path, scan
+from suite.store import read_record, record_files, record_path, scan
 from suite.sweep import pending, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,25 +99,47 @@ def test_corrupt_record_is_rerun(tmp_path, toy_spec_path):
     assert read_record(path)["status"] == "ok"
 
 
-def test_sigkilled_sweep_resumes_and_completes_every_run_once(tmp_path, write_spec):
+def _start_sweep(tmp_path, write_spec, steps: int):
     spec_text = Path(ROOT / "tests/specs/toy.yaml").read_text().replace(
         "smoke: {seeds: 3, params: {steps: 40}, timeout: 60}",
-        "smoke: {seeds: 4, params: {steps: 20, sleep: 0.05}, timeout: 60}")
+        f"smoke: {{seeds: 4, params: {{steps: {steps}, sleep: 0.05}}, timeout: 60}}")
     spec_path = write_spec(text=spec_text)
     command = [sys.executable, "-m", "suite.cli", "run", str(spec_path), "--profile", "smoke", "--workers", "2",
                "--results", str(tmp_path), "--no-report"]
-    env = dict(os.environ)
-    sweep = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             start_new_session=True)
-    runs_dir = tmp_path / "smoke" / "toy" / "runs"
+    sweep = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    return command, sweep, tmp_path / "smoke" / "toy" / "runs"
+
+
+def _wait_for_records(runs_dir: Path, count: int) -> None:
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(runs_dir.glob("*.json"))) < 3:
-        time.sleep(0.05)
+    # record_files, not glob("*.json"): that also matches a `.tmp-*.json` write in progress, which made the
+    # count of records "seen before the kill" one too high about one time in three under load
+    while time.monotonic() < deadline and len(record_files(runs_dir)) < count:
+        time.sleep(0.02)
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # field 5 of stat: the process group
+            members.append(int(stat.parent.name))
+    return members
+
+
+def test_sigkilled_sweep_resumes_and_completes_every_run_once(tmp_path, write_spec):
+    command, sweep, runs_dir = _start_sweep(tmp_path, write_spec, steps=20)
+    _wait_for_records(runs_dir, 3)
     os.killpg(sweep.pid, signal.SIGKILL)  # the whole sweep, workers included
     sweep.wait()
-    first = {p.name for p in runs_dir.glob("*.json")}
+    first = {p.name for p in record_files(runs_dir)}
     assert 3 <= len(first) < 16, "kill the sweep part-way"
-    mtimes = {p.name: p.stat().st_mtime_ns for p in runs_dir.glob("*.json")}
+    mtimes = {p.name: p.stat().st_mtime_ns for p in record_files(runs_dir)}
+    env = dict(os.environ)
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"{len(first)} already recorded" in result.stderr
@@ -124,3 +148,19 @@ def test_sigkilled_sweep_resumes_and_completes_every_run_once(tmp_path, write_sp
     assert not list(runs_dir.glob(".tmp-*"))
     # the runs recorded before the kill were not run again
     assert all((runs_dir / name).stat().st_mtime_ns == mtime for name, mtime in mtimes.items())
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process groups from /proc")
+def test_killing_only_the_sweep_process_stops_its_workers_before_they_record_anything(tmp_path, write_spec):
+    _, sweep, runs_dir = _start_sweep(tmp_path, write_spec, steps=40)  # runs of ~2 s: workers are mid-run
+    _wait_for_records(runs_dir, 2)
+    os.kill(sweep.pid, signal.SIGKILL)  # the main process alone: forkserver and workers are not signalled
+    sweep.wait()
+    at_kill = {p.name for p in record_files(runs_dir)}
+    assert 2 <= len(at_kill) < 16, "kill the sweep part-way"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _group_members(sweep.pid):
+        time.sleep(0.05)
+    assert not _group_members(sweep.pid), "the sweep's workers outlived it"
+    time.sleep(2.5)  # longer than a run: a surviving worker would have finished one and recorded it by now
+    assert {p.name for p in record_files(runs_dir)} == at_kill
