@@ -151,6 +151,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if worse and args.fail_on_worse else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from suite.results import ResultsError, _frame, collect_rows, export
+
+    try:
+        rows, errors = collect_rows(Path(args.results), args.profile, args.tasks)
+        for error in errors:
+            print(f"warning: corrupt record left out: {error}", file=sys.stderr)
+        frame = _frame(rows)
+        if args.output == "-":
+            if args.format == "parquet":
+                raise ResultsError("--format parquet is binary; give a file with --output PATH")
+            try:
+                export(frame, args.format, sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:  # `suite export ... | head`: the reader has all it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        else:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            export(frame, args.format, args.output)
+            print(f"wrote {args.output}: {len(frame)} rows ({frame['task'].nunique()} tasks, "
+                  f"{len(frame.drop_duplicates(['task', 'variant', 'env', 'seed']))} runs)", file=sys.stderr)
+    except ResultsError as error:
+        raise SpecError(str(error)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="suite", description="Benchmark suite with a reproducibility harness.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -193,6 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(check, profile_default="smoke")
     check.add_argument("--update", action="store_true", help="rewrite the committed records on purpose")
     check.set_defaults(fn=cmd_check)
+
+    export = sub.add_parser("export", help="the run records as one long table (one row per run x metric)",
+                            description="Write one row per run x metric with task, variant, env, seed, profile, "
+                            "status, config hash and commit; load it back with suite.load_results(PATH).")
+    export.add_argument("--profile", required=True, help="profile whose records to export (e.g. cpu, smoke)")
+    export.add_argument("--tasks", help="comma-separated task names (default: every task with records)")
+    export.add_argument("--format", choices=("csv", "parquet", "json"), default="csv",
+                        help="table format (parquet needs the [parquet] extra; default: csv)")
+    export.add_argument("--output", "-O", default="-", help="file to write ('-' = stdout, the default)")
+    export.add_argument("--results", default=DEFAULT_RESULTS, help="results folder (default: results)")
+    export.set_defaults(fn=cmd_export)
 
     compare = sub.add_parser("compare", help="compare two result folders cell by cell")
     compare.add_argument("a", help="results folder A (baseline)")
