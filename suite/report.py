@@ -13,6 +13,7 @@ import numpy as np
 
 from suite import registry, stats
 from suite.claims import ClaimOutcome, evaluate_claims, per_seed_values
+from suite.figures.aggregate import AGGREGATE_FIGURES
 from suite.plots import curve_figure
 from suite.spec import TaskSpec
 from suite.store import scan
@@ -85,10 +86,11 @@ def build_report(spec: TaskSpec, profile: str, root: Path, figures: bool = True)
     if figures and records:
         for curve in spec.curves:
             path = curve_figure(spec.name, curve, records, out_dir / "figures",
-                                x_label=spec.curve_x_labels.get(curve))
+                                x_label=spec.curve_x_labels.get(curve), spec=spec)
             if path:
                 drawn.append(path)
-        for name in spec.figures:
+        # every task with several variants gets the rliable figures; a spec lists only its own figures
+        for name in (*AGGREGATE_FIGURES, *(f for f in spec.figures if f not in AGGREGATE_FIGURES)):
             drawn.extend(registry.FIGURES[name](spec, records, out_dir / "figures") or [])
     return TaskReport(spec, profile, records, errors, cells, evaluate_claims(spec, profile, records), drawn, counts)
 
