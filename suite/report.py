@@ -194,6 +194,16 @@ def _csv(value: float) -> str:
     return "" if math.isnan(value) else repr(float(value))
 
 
+def overrides_note(records: list[dict[str, Any]]) -> str:
+    """`` · overrides: lr=0.0001`` where runs were made with ``suite run -o`` (one entry per distinct set)."""
+    sets = sorted({" ".join(f"{k}={v}" for k, v in sorted(r["overrides"].items())) for r in records
+                   if r.get("overrides")})
+    plain = sum(not r.get("overrides") for r in records)
+    if not sets:
+        return ""
+    return " · *overrides:* " + "; ".join(f"`{s}`" for s in sets) + (f" ({plain} runs without)" if plain else "")
+
+
 def task_section(report: TaskReport, relative_to: Path, heading: str = "##") -> str:
     spec, chosen = report.spec, report.spec.profiles[report.profile]
     commits = sorted({(r["provenance"]["git_commit"][:10] + ("+dirty" if r["provenance"]["git_dirty"] else ""))
@@ -202,7 +212,8 @@ def task_section(report: TaskReport, relative_to: Path, heading: str = "##") -> 
     wall = sum(r["wall_time_s"] for r in report.records)
     parts = [f"{heading} {spec.title}", "", f"*Paper:* {spec.paper}  ", f"*Spec:* `{spec.path.as_posix()}` · "
              f"*profile:* `{report.profile}` · *runs:* {len(report.records)} · *seeds:* {len(seeds)} · "
-             f"*total run time:* {wall / 60:.1f} min · *commit:* {', '.join(commits) or '—'}", ""]
+             f"*total run time:* {wall / 60:.1f} min · *commit:* {', '.join(commits) or '—'}"
+             + overrides_note(report.records), ""]
     if spec.protocol:
         parts += [spec.protocol.strip(), ""]
     if not report.records:

@@ -107,6 +107,7 @@ def base_record(job: Job) -> dict[str, Any]:
         "config_hash": job.config_hash, "status": "failed", "reason": None, "diverged_step": None,
         "metrics": {}, "curves": {}, "extras": {}, "steps": 0, "step_unit": "steps", "wall_time_s": 0.0,
         "throughput": None, "provenance": provenance(job.threads, job.accelerator, world_size_of(job.devices)),
+        **({"overrides": job.extra["overrides"]} if job.extra.get("overrides") else {}),  # suite run -o
     }
 
 
