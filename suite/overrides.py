@@ -73,7 +73,7 @@ def _seconds(value: float) -> str:
 
 
 # hyperparameters a run's time scales with (the budget of DQN, PPO/SAC, MAML, GAN, continual runs)
-BUDGET_KEYS = ("total_frames", "total_steps", "meta_iterations", "train_steps", "epochs_per_task", "epochs")
+BUDGET_KEYS = ("total_frames", "total_steps", "meta_iterations", "train_steps", "epochs_per_task", "epochs", "steps")
 
 
 def _budget(hparams: dict[str, Any]) -> dict[str, float]:
