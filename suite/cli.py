@@ -34,9 +34,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("Figures:", ", ".join(sorted(registry.FIGURES)) or "none")
     print("Claim kinds: compare,", ", ".join(sorted(registry.CLAIM_CHECKERS)) or "")
     if Path(DEFAULT_TASKS).is_dir():
-        print("Tasks:")
+        print("Tasks (profile(VxExS) = variants x envs x seeds = runs; [skipped] = the profile cannot run here):")
         for spec in _specs([]):
-            profiles = ", ".join(f"{p.name}({len(p.variants)}x{len(p.envs)}x{p.seeds})" for p in spec.profiles.values())
+            profiles = ", ".join(f"{p.name}({len(p.variants)}x{len(p.envs)}x{p.seeds})"
+                                 + (" [skipped]" if p.skip else "") for p in spec.profiles.values())
             print(f"  {spec.name:<22} {spec.path}  profiles: {profiles}")
     for module, error in registry.IMPORT_ERRORS.items():
         print(f"! {module} failed to import: {error}", file=sys.stderr)
@@ -94,12 +95,23 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from suite.report import build_report, results_table, write_task_outputs
+    from suite.overrides import apply_overrides, dry_run_plan, parse_overrides
+    from suite.report import build_report, overrides_note, results_table, write_task_outputs
     from suite.sweep import run_sweep
 
     specs = _specs(args.specs)
     jobs = _jobs(args, specs)
     root = Path(args.results)
+    overrides = parse_overrides(args.override)
+    jobs = {spec.name: apply_overrides(spec, jobs[spec.name], overrides) for spec in specs}
+    if args.dry_run:
+        from suite.sweep import pending
+
+        for spec in specs:
+            todo, _, _ = pending(jobs[spec.name], root, force=args.force)
+            print(dry_run_plan(spec, args.profile, jobs[spec.name], todo, root, args.workers))
+        print("dry run: nothing was run")
+        return 0
     all_jobs = [job for spec in specs for job in jobs[spec.name]]
     if args.track:
         from suite.tracking import enable_tracking
@@ -116,7 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             report = build_report(spec, args.profile, root)
             _print_corrupt(report.errors)
             markdown, _ = write_task_outputs(report, root)
-            print(f"\n## {spec.title} — {args.profile} ({markdown})\n\n{results_table(report)}")
+            print(f"\n## {spec.title} — {args.profile}{overrides_note(report.records)} ({markdown})\n\n"
+                  f"{results_table(report)}")
     failed = summary.failed
     for record in failed:
         reason = (record["reason"] or "").strip().splitlines()
@@ -225,8 +238,37 @@ def _whole(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from suite.results import ResultsError, _frame, collect_rows, export
+
+    try:
+        rows, errors = collect_rows(Path(args.results), args.profile, args.tasks)
+        for error in errors:
+            print(f"warning: corrupt record left out: {error}", file=sys.stderr)
+        frame = _frame(rows)
+        if args.output == "-":
+            if args.format == "parquet":
+                raise ResultsError("--format parquet is binary; give a file with --output PATH")
+            try:
+                export(frame, args.format, sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:  # `suite export ... | head`: the reader has all it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        else:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            export(frame, args.format, args.output)
+            print(f"wrote {args.output}: {len(frame)} rows ({frame['task'].nunique()} tasks, "
+                  f"{len(frame.drop_duplicates(['task', 'variant', 'env', 'seed']))} runs)", file=sys.stderr)
+    except ResultsError as error:
+        raise SpecError(str(error)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from suite import __version__
+
     parser = _Parser(prog="suite", description="Benchmark suite with a reproducibility harness.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="registered baselines, envs, figures and tasks").set_defaults(fn=cmd_list)
     validate = sub.add_parser("validate", help="check task specs")
@@ -235,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def run_options(p: argparse.ArgumentParser, profile_default: str | None = None) -> None:
         p.add_argument("specs", nargs="*", help="spec files or folders (default: tasks/)")
-        p.add_argument("--profile", default=profile_default, required=profile_default is None)
+        p.add_argument("--profile", default=profile_default, required=profile_default is None,
+                       help="budget profile of the spec (smoke, cpu, paper)"
+                       + (f"; default {profile_default}" if profile_default else ""))
         p.add_argument("--seeds", type=_whole(1, MAX_SEEDS), help="override the profile's seed count")
         p.add_argument("--variants", help="comma-separated subset of variants")
         p.add_argument("--envs", help="comma-separated subset of envs")
@@ -243,10 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker processes (default: cores; 0 = in this process)")
         p.add_argument("--threads", type=_whole(1, MAX_WORKERS), default=1,
                        help="torch threads per run (recorded; affects numerics)")
-        p.add_argument("--results", default=DEFAULT_RESULTS)
-        p.add_argument("--accelerator", default="cpu")
-        p.add_argument("--devices", default=1, type=lambda v: int(v) if v.isdigit() else v)
-        p.add_argument("--precision", default="32-true")
+        p.add_argument("--results", default=DEFAULT_RESULTS, help="results folder (default: results)")
+        p.add_argument("--accelerator", default="cpu", help="Lightning accelerator: cpu, gpu, ... (default: cpu)")
+        p.add_argument("--devices", default=1, type=lambda v: int(v) if v.isdigit() else v,
+                       help="devices per run; N > 1 runs DDP for baselines that support it (default: 1)")
+        p.add_argument("--precision", default="32-true", help="Lightning precision (default: 32-true)")
         p.add_argument("--numerics", choices=tuple(numerics.LEVELS), default=None,
                        help=f"CPU kernel pinning (default: ${numerics.ENV_VAR} or {numerics.DEFAULT_LEVEL}): "
                             "avx2 = same floats on every x86-64 CPU with AVX2, default = lowest ISA (also across "
@@ -254,17 +299,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run what is missing of a sweep (resume); --force re-runs")
     run_options(run)
-    run.add_argument("--force", action="store_true")
-    run.add_argument("--executor", choices=("local", "ray"), default="local")
+    run.add_argument("--force", action="store_true", help="re-run cells that already have a valid record")
+    run.add_argument("-o", "--override", action="append", metavar="KEY=VALUE",
+                     help="set a hyperparameter for every run (repeatable; checked like the spec; part of the config "
+                     "hash, so matching records re-run and are replaced: use --results DIR to keep both)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan (cells, seeds, budget, runs to go, time estimate from records) and exit")
+    run.add_argument("--executor", choices=("local", "ray"), default="local", help="where runs execute")
     run.add_argument("--ray-address", default=None, help="existing Ray cluster (default: start a local one)")
     run.add_argument("--track", action="store_true", help="log runs to Weights & Biases (offline without a key)")
-    run.add_argument("--no-report", action="store_true")
+    run.add_argument("--no-report", action="store_true", help="skip the tables printed after the sweep")
     run.set_defaults(fn=cmd_run)
 
     report = sub.add_parser("report", help="tables, figures and BENCHMARKS.md from records")
-    report.add_argument("specs", nargs="*")
+    report.add_argument("specs", nargs="*", help="spec files or folders (default: tasks/)")
     report.add_argument("--profile", help="write this profile's tables (default: only BENCHMARKS.md)")
-    report.add_argument("--results", default=DEFAULT_RESULTS)
+    report.add_argument("--results", default=DEFAULT_RESULTS, help="results folder (default: results)")
     report.add_argument("--benchmarks", default=None,
                         help=f"path of BENCHMARKS.md ('' to skip; default: {DEFAULT_BENCHMARKS}, and only when "
                         f"--results is the committed {DEFAULT_RESULTS}/)")
@@ -282,12 +332,23 @@ def build_parser() -> argparse.ArgumentParser:
                                          "if they differ); default: overwrite the committed copy")
     extractor.set_defaults(fn=cmd_extractor)
 
+    export = sub.add_parser("export", help="the run records as one long table (one row per run x metric)",
+                            description="Write one row per run x metric with task, variant, env, seed, profile, "
+                            "status, config hash and commit; load it back with suite.load_results(PATH).")
+    export.add_argument("--profile", required=True, help="profile whose records to export (e.g. cpu, smoke)")
+    export.add_argument("--tasks", help="comma-separated task names (default: every task with records)")
+    export.add_argument("--format", choices=("csv", "parquet", "json"), default="csv",
+                        help="table format (parquet needs the [parquet] extra; default: csv)")
+    export.add_argument("--output", "-O", default="-", help="file to write ('-' = stdout, the default)")
+    export.add_argument("--results", default=DEFAULT_RESULTS, help="results folder (default: results)")
+    export.set_defaults(fn=cmd_export)
+
     compare = sub.add_parser("compare", help="compare two result folders cell by cell")
     compare.add_argument("a", help="results folder A (baseline)")
     compare.add_argument("b", help="results folder B (candidate)")
-    compare.add_argument("specs", nargs="*")
-    compare.add_argument("--profile", default="cpu")
-    compare.add_argument("--alpha", type=float, default=0.05)
+    compare.add_argument("specs", nargs="*", help="spec files or folders (default: tasks/)")
+    compare.add_argument("--profile", default="cpu", help="profile to compare (default: cpu)")
+    compare.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default: 0.05)")
     compare.add_argument("--against-paper", action="store_true", help="also compare B with the spec's references")
     compare.add_argument("--fail-on-worse", action="store_true", help="exit 1 when a cell got significantly worse")
     compare.set_defaults(fn=cmd_compare)

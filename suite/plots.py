@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,40 @@ def _matplotlib():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def variant_colors(variants: Sequence[str]) -> dict[str, Any]:
+    """One colour per variant, fixed by its position in the spec, so a variant looks the same in every figure
+    of a task; up to 10 from tab10, up to 20 from tab20, beyond that evenly spaced hues (never repeated)."""
+    plt = _matplotlib()
+    n = len(variants)
+    if n <= 10:
+        palette = list(plt.get_cmap("tab10").colors)
+    elif n <= 20:
+        # tab20 pairs a dark and a light shade; dark ones first keeps neighbours in the spec distinguishable
+        colors = plt.get_cmap("tab20").colors
+        palette = list(colors[0::2]) + list(colors[1::2])
+    else:
+        palette = [plt.get_cmap("hsv")(i / n) for i in range(n)]
+    return {variant: palette[i] for i, variant in enumerate(variants)}
+
+
+def spec_order(spec: Any, present: Sequence[str]) -> list[str]:
+    """``present`` variants in the spec's order (unknown ones last, sorted)."""
+    declared = list(getattr(spec, "variants", None) or [])
+    return [v for v in declared if v in present] + sorted(v for v in set(present) if v not in declared)
+
+
+def spans_decades(low: Any, high: Any, decades: float = 2.0) -> bool:
+    """True where positive data (a mean curve's CI band, a score range) covers ``decades`` orders of magnitude:
+    a linear axis would flatten all but the largest values."""
+    low, high = np.nanmin(np.asarray(low, dtype=float)), np.nanmax(np.asarray(high, dtype=float))
+    return bool(low > 0 and high / low >= 10 ** decades)
+
+
+def outside_legend(ax: Any, **kwargs: Any) -> None:
+    """A legend to the right of the axes, where it cannot cover a curve."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7, frameon=False, **kwargs)
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
@@ -60,9 +95,10 @@ def step_unit_label(records: list[dict[str, Any]], curve: str) -> str:
 
 
 def curve_figure(task: str, curve: str, records: list[dict[str, Any]], out_dir: Path,
-                 log_y: bool = False, x_label: str | None = None) -> Path | None:
+                 log_y: bool | None = None, x_label: str | None = None, spec: Any = None) -> Path | None:
     """One panel per env, one line per variant (mean over seeds) with its 95% CI band; the x axis is labelled
-    ``x_label``, by default with the records' step unit."""
+    ``x_label``, by default with the records' step unit.  Variants keep the spec's order and colours; the y
+    axis turns logarithmic where a panel's bands span two orders of magnitude (``log_y=None``)."""
     grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for record in sorted(records, key=lambda r: r["seed"]):
         if record["status"] == "ok" and record["curves"].get(curve):
@@ -71,23 +107,31 @@ def curve_figure(task: str, curve: str, records: list[dict[str, Any]], out_dir: 
         return None
     x_label = x_label or step_unit_label(records, curve)
     plt = _matplotlib()
+    order = spec_order(spec, list({r["variant"] for r in records}))
+    colors = variant_colors(list(getattr(spec, "variants", None) or order))
     envs = sorted(grouped)
     cols = min(len(envs), 3)
     rows = (len(envs) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 3.6 * rows), squeeze=False)
     for ax, env in zip(axes.flat, envs):
-        for variant, curves in grouped[env].items():
+        lows, highs = [], []
+        for variant in (v for v in order if v in grouped[env]):
+            curves = grouped[env][variant]
             xs, ys = align_curves(curves)
             low, high = bootstrap_band(ys)
-            line, = ax.plot(xs, np.nanmean(ys, axis=0), label=f"{variant} (n={len(curves)})")
-            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+            color = colors.get(variant)
+            ax.plot(xs, np.nanmean(ys, axis=0), color=color, label=f"{variant} (n={len(curves)})")
+            ax.fill_between(xs, low, high, color=color, alpha=0.2, linewidth=0)
+            lows.append(low)
+            highs.append(high)
         ax.set_title(env)
         ax.set_xlabel(x_label)
-        ax.set_ylabel(curve)
-        if log_y:
+        ax.set_ylabel(curve.replace("_", " "))
+        if log_y or (log_y is None and spans_decades(np.concatenate(lows), np.concatenate(highs))):
             ax.set_yscale("log")
+            ax.set_ylabel(f"{curve.replace('_', ' ')} (log scale)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        outside_legend(ax)
     for ax in list(axes.flat)[len(envs):]:
         ax.set_visible(False)
     fig.suptitle(f"{task}: {curve} (mean, 95% bootstrap CI over seeds)")

@@ -14,6 +14,7 @@ import numpy as np
 
 from suite import registry, stats
 from suite.claims import ClaimOutcome, evaluate_claims, per_seed_values
+from suite.figures.aggregate import AGGREGATE_FIGURES
 from suite.plots import curve_figure
 from suite.spec import TaskSpec
 from suite.store import scan
@@ -86,10 +87,11 @@ def build_report(spec: TaskSpec, profile: str, root: Path, figures: bool = True)
     if figures and records:
         for curve in spec.curves:
             path = curve_figure(spec.name, curve, records, out_dir / "figures",
-                                x_label=spec.curve_x_labels.get(curve))
+                                x_label=spec.curve_x_labels.get(curve), spec=spec)
             if path:
                 drawn.append(path)
-        for name in spec.figures:
+        # every task with several variants gets the rliable figures; a spec lists only its own figures
+        for name in (*AGGREGATE_FIGURES, *(f for f in spec.figures if f not in AGGREGATE_FIGURES)):
             drawn.extend(registry.FIGURES[name](spec, records, out_dir / "figures") or [])
     return TaskReport(spec, profile, records, errors, cells, evaluate_claims(spec, profile, records), drawn, counts)
 
@@ -231,6 +233,16 @@ def _csv(value: float) -> str:
     return "" if math.isnan(value) else repr(float(value))
 
 
+def overrides_note(records: list[dict[str, Any]]) -> str:
+    """`` · overrides: lr=0.0001`` where runs were made with ``suite run -o`` (one entry per distinct set)."""
+    sets = sorted({" ".join(f"{k}={v}" for k, v in sorted(r["overrides"].items())) for r in records
+                   if r.get("overrides")})
+    plain = sum(not r.get("overrides") for r in records)
+    if not sets:
+        return ""
+    return " · *overrides:* " + "; ".join(f"`{s}`" for s in sets) + (f" ({plain} runs without)" if plain else "")
+
+
 def task_section(report: TaskReport, relative_to: Path, heading: str = "##") -> str:
     spec, chosen = report.spec, report.spec.profiles[report.profile]
     commits = sorted({(r["provenance"]["git_commit"][:10] + ("+dirty" if r["provenance"]["git_dirty"] else ""))
@@ -242,7 +254,8 @@ def task_section(report: TaskReport, relative_to: Path, heading: str = "##") -> 
     made = (f"*total run time:* {wall / 60:.1f} min · *commit:* {', '.join(commits) or '—'}"
             if report.profile != "smoke" else "*commit, timings, hardware:* in each run record's provenance")
     parts = [f"{heading} {spec.title}", "", f"*Paper:* {spec.paper}  ", f"*Spec:* `{spec.path.as_posix()}` · "
-             f"*profile:* `{report.profile}` · *runs:* {len(report.records)} · *seeds:* {len(seeds)} · {made}", ""]
+             f"*profile:* `{report.profile}` · *runs:* {len(report.records)} · *seeds:* {len(seeds)} · {made}"
+             + overrides_note(report.records), ""]
     if spec.protocol:
         parts += [spec.protocol.strip(), ""]
     if not report.records:

@@ -129,6 +129,7 @@ def base_record(job: Job) -> dict[str, Any]:
         "throughput": None,
         "provenance": provenance(job.threads, job.accelerator, world_size_of(job.devices), job.precision,
                                  job.numerics),
+        **({"overrides": job.extra["overrides"]} if job.extra.get("overrides") else {}),  # suite run -o
     }
 
 

@@ -7,6 +7,7 @@ resampling takes an explicit ``random_state`` so the intervals themselves reprod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,6 +89,33 @@ def probability_of_improvement(x: ArrayLike, y: ArrayLike) -> float:
 def average_probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
     """Mean over envs of the per-env probability of improvement; ``x``, ``y`` are ``(runs, envs)``."""
     return float(np.mean([probability_of_improvement(x[:, j], y[:, j]) for j in range(x.shape[1])]))
+
+
+def score_distribution(scores: ArrayLike, taus: ArrayLike) -> np.ndarray:
+    """Fraction of all runs x envs scoring above each threshold: rliable's run-score performance profile."""
+    flat = np.asarray(scores, dtype=float).reshape(-1)
+    return (flat[None, :] > np.asarray(taus, dtype=float)[:, None]).mean(axis=1)
+
+
+def stratified_bootstrap_interval(statistic: Callable[..., ArrayLike], *samples: np.ndarray,
+                                  confidence: float = 0.95, n_resamples: int = 2000,
+                                  random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of a (scalar or vector) statistic of one or more ``(runs, envs)`` matrices.
+
+    Each matrix resamples its runs within each env, independently of the others (rliable's stratified
+    bootstrap; for two algorithms its ``StratifiedIndependentBootstrap``).  A matrix with one run has no
+    spread to resample: the interval is then nan.
+    """
+    samples = tuple(np.asarray(sample, dtype=float) for sample in samples)
+    point = np.asarray(statistic(*samples), dtype=float)
+    if any(sample.shape[0] < 2 for sample in samples):
+        return np.full(point.shape, np.nan), np.full(point.shape, np.nan)
+    rng = np.random.default_rng(random_state)
+    indices = [rng.integers(0, s.shape[0], size=(n_resamples, *s.shape)) for s in samples]
+    estimates = np.array([statistic(*(np.take_along_axis(s, idx[i], axis=0) for s, idx in zip(samples, indices)))
+                          for i in range(n_resamples)], dtype=float)
+    tail = (1 - confidence) / 2 * 100
+    return np.percentile(estimates, tail, axis=0), np.percentile(estimates, 100 - tail, axis=0)
 
 
 @dataclass(frozen=True)

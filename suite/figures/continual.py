@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from suite.plots import save_figure
+from suite.plots import bootstrap_band, save_figure
 from suite.registry import register_figure
 
 
@@ -61,17 +61,21 @@ def task_accuracy_figure(spec: Any, records: list[dict[str, Any]], out_dir: Path
         fig, axes = _grid(len(by_variant), 3.6, 2.8)
         for ax, (variant, runs) in zip(axes, by_variant.items(), strict=False):
             x = np.asarray(runs[0]["x"], dtype=float)
-            acc = np.mean([np.asarray(run["acc"], dtype=float) for run in runs if len(run["x"]) == len(x)], axis=0)
+            seeds = np.stack([np.asarray(run["acc"], dtype=float) for run in runs if len(run["x"]) == len(x)])
+            acc = seeds.mean(axis=0)
             n_tasks = acc.shape[1]
             for j in range(n_tasks):
                 seen = x >= j  # a task's curve starts when its training starts
-                ax.plot(x[seen], acc[seen, j], label=f"task {j + 1}", lw=1.4)
+                line, = ax.plot(x[seen], acc[seen, j], label=f"task {j + 1}", lw=1.4)
+                low, high = bootstrap_band(seeds[:, seen, j])
+                ax.fill_between(x[seen], low, high, color=line.get_color(), alpha=0.2, linewidth=0)
             for boundary in range(1, n_tasks):
                 ax.axvline(boundary, color="0.8", lw=0.6, zorder=0)
             ax.set(title=f"{variant} (n={len(runs)})", xlabel="tasks trained", ylabel="test accuracy",
                    ylim=(0, 1.02), xlim=(0, n_tasks))
         axes[0].legend(fontsize=7, loc="lower left")
-        fig.suptitle(f"{getattr(spec, 'name', '')} {env}: accuracy on each task during training")
+        fig.suptitle(f"{getattr(spec, 'name', '')} {env}: accuracy on each task during training "
+                     "(mean, 95% bootstrap CI over seeds)")
         paths.append(save_figure(fig, out_dir / f"continual_task_accuracy_{_safe(env)}.png"))
     return paths
 

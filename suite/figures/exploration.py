@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from suite.plots import save_figure
+from suite.plots import outside_legend, save_figure, spec_order, variant_colors
 from suite.registry import register_figure
 
 
@@ -34,7 +34,7 @@ def exploration_noise(spec: Any, records: list[dict[str, Any]], out_dir: Path) -
             matrix = record.get("extras", {}).get("noise_correlation_matrix")
             if matrix:
                 matrices[record["variant"]].append(np.asarray(matrix, float))
-        variants = sorted(matrices)
+        variants = spec_order(spec, list(matrices))
         if variants:
             fig, axes = plt.subplots(1, len(variants), figsize=(3.2 * len(variants), 3.0), squeeze=False)
             for ax, variant in zip(axes[0], variants, strict=True):
@@ -47,16 +47,17 @@ def exploration_noise(spec: Any, records: list[dict[str, Any]], out_dir: Path) -
             fig.savefig(path, dpi=120)
             plt.close(fig)
             paths.append(path)
-        fig, ax = plt.subplots(figsize=(4.5, 3.5))
-        for variant in sorted({r["variant"] for r in recs}):
+        fig, ax = plt.subplots(figsize=(5.6, 3.5))
+        colors = variant_colors(list(spec.variants))
+        for variant in spec_order(spec, list({r["variant"] for r in recs})):
             points = [(r["metrics"].get("energy"), r["metrics"].get("eval_return")) for r in recs
                       if r["variant"] == variant and "energy" in r["metrics"]]
             if points:
                 x, y = zip(*points, strict=True)
-                ax.scatter(x, y, label=variant, s=18)
+                ax.scatter(x, y, label=variant, s=18, color=colors.get(variant))
         ax.set_xlabel("energy (mean squared action)")
         ax.set_ylabel("eval return")
         ax.set_title(env, fontsize=9)
-        ax.legend(fontsize=7)
+        outside_legend(ax)
         paths.append(save_figure(fig, out_dir / f"{spec.name}_{env.replace('/', '_')}_return_vs_energy.png", dpi=120))
     return paths

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from suite.plots import save_figure
+from suite.plots import outside_legend, save_figure, variant_colors
 from suite.registry import register_figure
 
 
@@ -99,15 +99,16 @@ def is_vs_fid(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
     plt = _pyplot()
     paths = []
     for env, by_variant in _by_env_variant(records).items():
-        fig, ax = plt.subplots(figsize=(5, 3.6))
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        colors = variant_colors(list(spec.variants))
         for variant in _variant_order(spec, list(by_variant)):
             runs = [r for r in by_variant[variant] if "inception_score" in r["metrics"]]
             ax.scatter([r["metrics"]["fid"] for r in runs], [r["metrics"]["inception_score"] for r in runs],
-                       s=10, alpha=0.7, label=variant)
+                       s=10, alpha=0.7, label=variant, color=colors.get(variant))
         ax.set_xscale("log")
         ax.set_xlabel("FID (lower is better)")
         ax.set_ylabel("Inception Score (higher is better)")
-        ax.legend(fontsize=7)
+        outside_legend(ax)
         ax.set_title(f"{env}: IS vs FID per run", fontsize=9)
         paths.append(save_figure(fig, Path(out_dir) / f"is_vs_fid_{env}.png", dpi=120))
     return paths

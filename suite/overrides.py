@@ -1,0 +1,131 @@
+"""``suite run -o key=value``: hyperparameter overrides on top of a profile, and ``--dry-run`` plans.
+
+An override is the last layer over a variant's resolved hyperparameters (after the spec's ``params``, the
+variant and the profile), checked like a spec value: the key must be a hyperparameter of some variant's
+baseline and the value must have the default's type.  It changes the runs' config hash (so a resumed sweep
+re-runs the cells it touches) and is stored in each record as ``overrides``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from suite import registry
+from suite.runner import Job
+from suite.spec import TaskSpec, _check_type
+from suite.spec_reader import Reader, SpecError
+from suite.store import config_hash, scan
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["lr=1e-4", "double=true"]`` -> ``{"lr": 0.0001, "double": True}`` (values read as YAML scalars)."""
+    overrides: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"-o {item!r}: expected key=value, e.g. -o lr=1e-4")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "1e-4" as a string; a researcher means the number
+                value = float(value)
+            except ValueError:
+                pass
+        overrides[key.strip()] = value
+    return overrides
+
+
+def apply_overrides(spec: TaskSpec, jobs: list[Job], overrides: dict[str, Any]) -> list[Job]:
+    """``jobs`` with ``overrides`` applied where their baseline has the hyperparameter; new config hashes."""
+    if not overrides or not jobs:
+        return jobs
+    reader = Reader(Path(f"-o ({spec.name})"))
+    for key, value in overrides.items():
+        owners = sorted({job.baseline for job in jobs if key in registry.get_baseline(job.baseline).defaults})
+        if not owners:
+            valid = sorted({k for job in jobs for k in registry.get_baseline(job.baseline).defaults})
+            raise reader.fail(key, f"not a hyperparameter of {', '.join(sorted({j.baseline for j in jobs}))}; "
+                              f"valid: {', '.join(valid)}")
+        for baseline in owners:
+            _check_type(reader, value, registry.get_baseline(baseline).defaults[key], key)
+    changed = []
+    for job in jobs:
+        own = {k: v for k, v in overrides.items() if k in registry.get_baseline(job.baseline).defaults}
+        hparams = {**job.hparams, **own}
+        changed.append(dataclasses.replace(job, hparams=hparams, config_hash=config_hash(job.baseline, job.key.env,
+                                                                                        hparams),
+                                           extra={**job.extra, "overrides": own}))
+    return changed
+
+
+def describe_overrides(overrides: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+
+
+def _seconds(value: float) -> str:
+    return f"{value / 3600:.1f} h" if value >= 3600 else f"{value / 60:.1f} min" if value >= 60 else f"{value:.0f} s"
+
+
+# hyperparameters a run's time scales with (the budget of DQN, PPO/SAC, MAML, GAN, continual runs)
+BUDGET_KEYS = ("total_frames", "total_steps", "meta_iterations", "train_steps", "epochs_per_task", "epochs", "steps")
+
+
+def _budget(hparams: dict[str, Any]) -> dict[str, float]:
+    return {k: hparams[k] for k in BUDGET_KEYS if isinstance(hparams.get(k), (int, float)) and hparams[k] > 0}
+
+
+def _estimate(job: Job, records: list[dict[str, Any]]) -> float | None:
+    """Mean wall time of the cell's records (else the task's), each scaled by the job's budget over its own."""
+    cell = [r for r in records if (r["variant"], r["env"]) == (job.key.variant, job.key.env)] or records
+    times = []
+    for record in cell:
+        scale = 1.0
+        for key, value in _budget(job.hparams).items():
+            ran = record["config"].get(key)
+            if isinstance(ran, (int, float)) and ran > 0:
+                scale *= value / ran
+        times.append(float(record["wall_time_s"]) * scale)
+    return sum(times) / len(times) if times else None
+
+
+def dry_run_plan(spec: TaskSpec, profile: str, jobs: list[Job], todo: list[Job], root: Path, workers: int) -> str:
+    """What ``suite run`` would do: cells, seeds, budget, runs to go and a time estimate from existing records.
+
+    A run's time is the mean wall time of its cell's records on disk (else of the task's records under this
+    profile), scaled by the ratio of budgets (``BUDGET_KEYS``) where an override or profile changed them.
+    """
+    chosen = spec.profiles[profile]
+    if chosen.skip:
+        return f"{spec.name} [{profile}]: skipped ({chosen.skip})"
+    records, _ = scan(root, profile, spec.name)
+    estimates = [_estimate(job, records) for job in todo]
+    known = sum(e for e in estimates if e is not None)
+    unknown = sum(e is None for e in estimates)
+    variants = sorted({j.key.variant for j in jobs}, key=list(spec.variants).index)
+    envs = list(dict.fromkeys(j.key.env for j in jobs))
+    seeds = len({j.key.seed for j in jobs})
+    budget = {k: v for job in jobs for k, v in _budget(job.hparams).items()}
+    lines = [f"{spec.name} [{profile}]: {len(variants)} variants x {len(envs)} envs x {seeds} seeds = "
+             f"{len(jobs)} runs; {len(todo)} to run, {len(jobs) - len(todo)} already recorded",
+             f"  variants: {', '.join(variants)}", f"  envs: {', '.join(envs)}"]
+    if budget:
+        lines.append("  budget per run: " + ", ".join(f"{k}={v}" for k, v in budget.items()))
+    overrides = next((j.extra.get("overrides") for j in jobs if j.extra.get("overrides")), None)
+    if overrides:
+        lines.append(f"  overrides: {describe_overrides(overrides)}")
+    if todo:
+        if known:
+            estimate = (f"~{_seconds(known)} of run time, ~{_seconds(known / max(workers, 1))} wall-clock with "
+                        f"{max(workers, 1)} workers (from the wall time of records under {root}/{profile})")
+            if unknown:
+                estimate += f"; {unknown} run(s) have no record to time them by"
+        else:
+            estimate = f"unknown: no records under {root}/{profile}/{spec.name} to time the runs by"
+        lines.append(f"  estimate: {estimate}")
+    return "\n".join(lines)
