@@ -44,6 +44,10 @@ class Variant:
     name: str
     baseline: str
     overrides: dict[str, Any]
+    envs: tuple[str, ...] = ()  # the reserved key `envs`: the only envs this variant runs on (empty: all)
+
+    def runs_on(self, env: str) -> bool:
+        return not self.envs or env in self.envs
 
 
 @dataclass(frozen=True)
@@ -135,9 +139,9 @@ def load_spec(path: str | Path) -> TaskSpec:
         raise reader.fail("name", f"expected lowercase letters, digits and '_', got {name!r}")
     baseline = _baseline_name(reader, raw["baseline"], "baseline")
     params = reader.mapping(raw.get("params", {}) or {}, "params")
-    variants = _variants(reader, raw["variants"], baseline, params)
     env_names = sorted(registry.ENVS)
     envs = reader.names(raw["envs"], "envs", env_names, "env")
+    variants = _variants(reader, raw["variants"], baseline, params, envs)
     for variant in variants.values():
         _check_env_family(reader, variant, envs, "envs")
     metric_raw = reader.mapping(raw["metric"], "metric", ("name", "higher_is_better"), ("name", "higher_is_better"))
@@ -209,7 +213,8 @@ def _check_type(reader: Reader, value: Any, default: Any, where: str) -> None:
         raise reader.fail(where, f"expected {what.get(expected[-1], expected[-1].__name__)}, got {describe(value)}")
 
 
-def _variants(reader: Reader, raw: Any, default_baseline: str, params: dict[str, Any]) -> dict[str, Variant]:
+def _variants(reader: Reader, raw: Any, default_baseline: str, params: dict[str, Any],
+              task_envs: tuple[str, ...] = ()) -> dict[str, Variant]:
     raw = reader.mapping(raw, "variants")
     if not raw:
         raise reader.fail("variants", "expected at least one variant")
@@ -219,10 +224,12 @@ def _variants(reader: Reader, raw: Any, default_baseline: str, params: dict[str,
         overrides = dict(reader.mapping(overrides or {}, where))
         baseline = _baseline_name(reader, overrides.pop("baseline"), f"{where}.baseline") \
             if "baseline" in overrides else default_baseline
+        own_envs = reader.names(overrides.pop("envs"), f"{where}.envs", list(task_envs), "env of the task") \
+            if "envs" in overrides else ()
         _check_hparams(reader, overrides, baseline, where)
         shared = {k: v for k, v in params.items() if k in registry.BASELINES[baseline].defaults}
         _check_hparams(reader, shared, baseline, "params")
-        variants[name] = Variant(name, baseline, overrides)
+        variants[name] = Variant(name, baseline, overrides, own_envs)
     known = set().union(*(registry.BASELINES[v.baseline].defaults for v in variants.values()))
     for key in params:
         if key not in known:
@@ -233,7 +240,7 @@ def _variants(reader: Reader, raw: Any, default_baseline: str, params: dict[str,
 
 def _check_env_family(reader: Reader, variant: Variant, envs: tuple[str, ...], where: str) -> None:
     families = registry.BASELINES[variant.baseline].env_families
-    for env in envs:
+    for env in filter(variant.runs_on, envs):
         if registry.ENVS[env].family not in families:
             raise reader.fail(where, f"env {env!r} (family {registry.ENVS[env].family!r}) cannot be run by "
                               f"baseline {variant.baseline!r} of variant {variant.name!r}, which takes "
