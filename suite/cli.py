@@ -47,7 +47,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     specs = _specs(args.specs)
     for spec in specs:
-        runs = sum(len(p.variants) * len(p.envs) * p.seeds for p in spec.profiles.values())
+        runs = sum(p.seeds for p in spec.profiles.values() for v in p.variants for e in p.envs
+                   if spec.variants[v].runs_on(e))
         print(f"ok  {spec.path}  ({len(spec.variants)} variants, {len(spec.claims)} claims, {runs} runs over profiles)")
     return 0
 

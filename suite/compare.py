@@ -32,7 +32,7 @@ def compare_roots(specs: list[TaskSpec], profile: str, a_root: Path, b_root: Pat
                   "| variant | env | A | B | P(B better) | p(B worse) | p(B better) | verdict |",
                   "|---|---|---|---|---|---|---|---|"]
         for variant in spec.profiles[profile].variants:
-            for env in spec.profiles[profile].envs:
+            for env in filter(spec.variants[variant].runs_on, spec.profiles[profile].envs):
                 a = a_values.get((variant, env, metric), [])
                 b = b_values.get((variant, env, metric), [])
                 if len(a) < 2 or len(b) < 2:

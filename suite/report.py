@@ -112,7 +112,7 @@ def results_table(report: TaskReport) -> str:
         for ref, _ in refs:
             header += [f"{ref.name} ({ref.metric or spec.metric.name})", "Δ ours − paper"]
         lines += [f"**{env}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for variant in chosen.variants:
+        for variant in filter(lambda v: spec.variants[v].runs_on(env), chosen.variants):
             row = [variant + _status_note(report, variant, env)]
             row += [report.cells[(variant, env, m)].text() for m in spec.columns]
             for ref, values in refs:

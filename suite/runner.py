@@ -72,7 +72,7 @@ def plan_jobs(spec: TaskSpec, profile: str, seeds: int | None = None, threads: i
         if variants and variant not in variants:
             continue
         baseline, hparams = spec.resolve(variant, profile)
-        for env in chosen.envs:
+        for env in filter(spec.variants[variant].runs_on, chosen.envs):
             if not envs or env in envs:
                 cells.append((variant, env, baseline, hparams, config_hash(baseline, env, hparams)))
     return [Job(RunKey(spec.name, variant, env, seed, profile), baseline, hparams, digest, chosen.timeout, threads,

@@ -46,6 +46,10 @@ class Variant:
     name: str
     baseline: str
     overrides: dict[str, Any]
+    envs: tuple[str, ...] = ()  # the reserved key `envs`: the only envs this variant runs on (empty: all)
+
+    def runs_on(self, env: str) -> bool:
+        return not self.envs or env in self.envs
 
 
 @dataclass(frozen=True)
@@ -131,9 +135,9 @@ def load_spec(path: str | Path) -> TaskSpec:
         raise reader.fail("name", f"expected lowercase letters, digits and '_', got {clip(name)!r}")
     baseline = _baseline_name(reader, raw["baseline"], "baseline")
     params = reader.mapping(raw.get("params", {}) or {}, "params")
-    variants = _variants(reader, raw["variants"], baseline, params)
     env_names = sorted(registry.ENVS)
     envs = _env_names(reader, raw["envs"], "envs", env_names)
+    variants = _variants(reader, raw["variants"], baseline, params, envs)
     for variant in variants.values():
         _check_env_family(reader, variant, envs, "envs")
     metric_raw = reader.mapping(raw["metric"], "metric", ("name", "higher_is_better"), ("name", "higher_is_better"))
@@ -238,7 +242,8 @@ def _env_names(reader: Reader, raw: Any, where: str, env_names: list[str]) -> tu
     return envs
 
 
-def _variants(reader: Reader, raw: Any, default_baseline: str, params: dict[str, Any]) -> dict[str, Variant]:
+def _variants(reader: Reader, raw: Any, default_baseline: str, params: dict[str, Any],
+              task_envs: tuple[str, ...] = ()) -> dict[str, Variant]:
     raw = reader.mapping(raw, "variants")
     if not raw:
         raise reader.fail("variants", "expected at least one variant")
@@ -249,10 +254,12 @@ def _variants(reader: Reader, raw: Any, default_baseline: str, params: dict[str,
         overrides = dict(reader.mapping(overrides or {}, where))
         baseline = _baseline_name(reader, overrides.pop("baseline"), f"{where}.baseline") \
             if "baseline" in overrides else default_baseline
+        own_envs = reader.names(overrides.pop("envs"), f"{where}.envs", list(task_envs), "env of the task") \
+            if "envs" in overrides else ()
         _check_hparams(reader, overrides, baseline, where)
         shared = {k: v for k, v in params.items() if k in registry.BASELINES[baseline].defaults}
         _check_hparams(reader, shared, baseline, "params")
-        variants[name] = Variant(name, baseline, overrides)
+        variants[name] = Variant(name, baseline, overrides, own_envs)
     _no_shared_file_names(reader, "variants", list(variants))
     known = set().union(*(registry.BASELINES[v.baseline].defaults for v in variants.values()))
     for key in params:
@@ -264,7 +271,7 @@ def _variants(reader: Reader, raw: Any, default_baseline: str, params: dict[str,
 
 def _check_env_family(reader: Reader, variant: Variant, envs: tuple[str, ...], where: str) -> None:
     families = registry.BASELINES[variant.baseline].env_families
-    for env in envs:
+    for env in filter(variant.runs_on, envs):
         if registry.ENVS[env].family not in families:
             raise reader.fail(where, f"env {env!r} (family {registry.ENVS[env].family!r}) cannot be run by "
                               f"baseline {variant.baseline!r} of variant {variant.name!r}, which takes "
