@@ -55,6 +55,11 @@ def evaluate_claim(spec: TaskSpec, profile: str, claim: Claim, records: list[dic
         return ClaimOutcome(claim.id, claim.text, "not run", f"variants not in the `{profile}` profile: "
                             + ", ".join(dict.fromkeys(missing)))
     values = per_seed_values(records)
+    recorded = {metric for _, _, metric in values}
+    absent = [m for m in dict.fromkeys((claim.lhs.metric, claim.rhs.metric)) if m not in recorded]
+    if values and absent:  # a declared column the baselines never produce: say so instead of a bare "inconclusive"
+        return ClaimOutcome(claim.id, claim.text, "inconclusive", f"⚠ no `ok` record has metric "
+                            f"{', '.join(absent)}; recorded metrics: {', '.join(sorted(recorded))}")
     checks = []
     for env in envs:
         for lhs_variant in claim.lhs.variants:

@@ -154,3 +154,12 @@ def test_bad_normalization_is_a_one_line_error(write_spec, scores, message):
     path = write_spec({"claims:": f"normalization:\n  scores:\n    {scores}\nclaims:"})
     with pytest.raises(SpecError, match=message):
         load_spec(path)
+
+
+def test_a_claim_on_a_metric_no_record_has_is_flagged(toy_results, write_spec):
+    spec = load_spec(write_spec({"columns: [weight_error, final_loss]": "columns: [weight_error, final_loss, acc]",
+                                 "lhs: {variant: fast, metric: weight_error}": "lhs: {variant: fast, metric: acc}",
+                                 "rhs: {variant: slow, metric: weight_error}": "rhs: {variant: slow, metric: acc}"}))
+    outcome = build_report(spec, "smoke", toy_results, figures=False).claims[0]
+    assert outcome.verdict == "inconclusive"
+    assert outcome.detail == "⚠ no `ok` record has metric acc; recorded metrics: final_loss, weight_error"
