@@ -86,7 +86,8 @@ def build_report(spec: TaskSpec, profile: str, root: Path, figures: bool = True)
     if figures and records:
         for curve in spec.curves:
             path = curve_figure(spec.name, curve, records, out_dir / "figures",
-                                x_label=spec.curve_x_labels.get(curve), spec=spec)
+                                x_label=spec.curve_x_labels.get(curve), spec=spec,
+                                y_label=spec.curve_y_labels.get(curve))
             if path:
                 drawn.append(path)
         # every task with several variants gets the rliable figures; a spec lists only its own figures
