@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from suite import registry
+from suite.report import budget
 from suite.runner import Job
 from suite.spec import TaskSpec, _check_type
 from suite.spec_reader import Reader, SpecError
@@ -72,21 +73,13 @@ def _seconds(value: float) -> str:
     return f"{value / 3600:.1f} h" if value >= 3600 else f"{value / 60:.1f} min" if value >= 60 else f"{value:.0f} s"
 
 
-# hyperparameters a run's time scales with (the budget of DQN, PPO/SAC, MAML, GAN, continual runs)
-BUDGET_KEYS = ("total_frames", "total_steps", "meta_iterations", "train_steps", "epochs_per_task", "epochs", "steps")
-
-
-def _budget(hparams: dict[str, Any]) -> dict[str, float]:
-    return {k: hparams[k] for k in BUDGET_KEYS if isinstance(hparams.get(k), (int, float)) and hparams[k] > 0}
-
-
 def _estimate(job: Job, records: list[dict[str, Any]]) -> float | None:
     """Mean wall time of the cell's records (else the task's), each scaled by the job's budget over its own."""
     cell = [r for r in records if (r["variant"], r["env"]) == (job.key.variant, job.key.env)] or records
     times = []
     for record in cell:
         scale = 1.0
-        for key, value in _budget(job.hparams).items():
+        for key, value in budget(job.hparams).items():
             ran = record["config"].get(key)
             if isinstance(ran, (int, float)) and ran > 0:
                 scale *= value / ran
@@ -98,7 +91,7 @@ def dry_run_plan(spec: TaskSpec, profile: str, jobs: list[Job], todo: list[Job],
     """What ``suite run`` would do: cells, seeds, budget, runs to go and a time estimate from existing records.
 
     A run's time is the mean wall time of its cell's records on disk (else of the task's records under this
-    profile), scaled by the ratio of budgets (``BUDGET_KEYS``) where an override or profile changed them.
+    profile), scaled by the ratio of budgets (``report.BUDGET_KEYS``) where an override or profile changed them.
     """
     chosen = spec.profiles[profile]
     if chosen.skip:
@@ -110,12 +103,12 @@ def dry_run_plan(spec: TaskSpec, profile: str, jobs: list[Job], todo: list[Job],
     variants = sorted({j.key.variant for j in jobs}, key=list(spec.variants).index)
     envs = list(dict.fromkeys(j.key.env for j in jobs))
     seeds = len({j.key.seed for j in jobs})
-    budget = {k: v for job in jobs for k, v in _budget(job.hparams).items()}
+    budgets = {k: v for job in jobs for k, v in budget(job.hparams).items()}
     lines = [f"{spec.name} [{profile}]: {len(variants)} variants x {len(envs)} envs x {seeds} seeds = "
              f"{len(jobs)} runs; {len(todo)} to run, {len(jobs) - len(todo)} already recorded",
              f"  variants: {', '.join(variants)}", f"  envs: {', '.join(envs)}"]
-    if budget:
-        lines.append("  budget per run: " + ", ".join(f"{k}={v}" for k, v in budget.items()))
+    if budgets:
+        lines.append("  budget per run: " + ", ".join(f"{k}={v}" for k, v in budgets.items()))
     overrides = next((j.extra.get("overrides") for j in jobs if j.extra.get("overrides")), None)
     if overrides:
         lines.append(f"  overrides: {describe_overrides(overrides)}")
