@@ -143,3 +143,14 @@ def test_claim_checkers_detect_lucic_pattern_and_its_absence() -> None:
     assert gc.spread_exceeds_best_gap(args, opposite, "fid", False)["verdict"] == "fails"
     assert gc.best_worse_than(pair, opposite, "fid", False)["verdict"] == "fails"
     assert gc.spread_narrower_than(pair, opposite, "fid", False)["verdict"] == "fails"
+
+
+def test_evaluation_does_not_warn_about_the_feature_buffers_it_keeps_on_purpose() -> None:
+    import warnings
+
+    data = load_generative_data("gaussian-grid")
+    evaluator = gm.GenerativeEvaluator(data, kid_subset_size=100, kid_subsets=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluator(data.eval_real[:200])
+    assert not [w for w in caught if "will save all extracted features" in str(w.message)]
