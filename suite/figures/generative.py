@@ -82,7 +82,7 @@ def fid_boxplot(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
         variants = _variant_order(spec, list(by_variant))
         values = [[r["metrics"]["fid"] for r in by_variant[v]] for v in variants]
         fig, ax = plt.subplots(figsize=(1.1 * len(variants) + 2, 3.6))
-        ax.boxplot(values, whis=(0, 100))
+        ax.boxplot(values, whis=(0, 100), medianprops={"color": "black"})  # not a variant colour
         ax.set_xticks(range(1, len(variants) + 1), variants, rotation=30)
         colors = variant_colors(list(spec.variants))
         for i, (variant, vals) in enumerate(zip(variants, values), start=1):
