@@ -133,7 +133,11 @@ def _read_export(path: Path) -> pd.DataFrame:
         # keep_default_na=False: an empty `metric`/`overrides` is "" (as exported), not NaN
         frame = pd.read_csv(path, keep_default_na=False, na_values={"value": [""], "throughput": [""]})
     elif kind == "parquet":
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except ImportError:
+            raise ResultsError(f"{path}: reading parquet needs pyarrow: pip install "
+                               "'lightning-repro-suite[parquet]'") from None
     elif kind == "json":
         # the stdlib parser: pandas' default float parser is not round-trip exact
         frame = pd.DataFrame(json.loads(path.read_text())).fillna({"value": float("nan"),
