@@ -112,7 +112,7 @@ def probability_of_improvement(spec: Any, records: list[dict[str, Any]], out_dir
     ax.axvline(0.5, color="0.5", ls="--", lw=0.8)
     ax.set_xlim(0, 1)
     better = "higher" if spec.metric.higher_is_better else "lower"
-    ax.set_xlabel(f"P({first} better than the other on {spec.metric.name}, {better} is better)")
+    ax.set_xlabel(f"P({first} better than the other)\non {spec.metric.name} ({better} is better)")
     ax.set_title(f"{spec.name}: probability of improvement over {len(envs)} env(s)\n"
                  "(dot: estimate; bar: 95% stratified-bootstrap CI)", fontsize=9)
     ax.grid(alpha=0.3, axis="x")
