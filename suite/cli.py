@@ -184,13 +184,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from suite.results import ResultsError, _frame, collect_rows, export
+    from suite.results import ResultsError, collect_rows, export, to_frame
 
     try:
         rows, errors = collect_rows(Path(args.results), args.profile, args.tasks)
         for error in errors:
             print(f"warning: corrupt record left out: {error}", file=sys.stderr)
-        frame = _frame(rows)
+        frame = to_frame(rows)
         if args.output == "-":
             if args.format == "parquet":
                 raise ResultsError("--format parquet is binary; give a file with --output PATH")
