@@ -90,13 +90,21 @@ def _estimate(job: Job, records: list[dict[str, Any]]) -> float | None:
 def dry_run_plan(spec: TaskSpec, profile: str, jobs: list[Job], todo: list[Job], root: Path, workers: int) -> str:
     """What ``suite run`` would do: cells, seeds, budget, runs to go and a time estimate from existing records.
 
-    A run's time is the mean wall time of its cell's records on disk (else of the task's records under this
-    profile), scaled by the ratio of budgets (``report.BUDGET_KEYS``) where an override or profile changed them.
+    A run's time is the mean wall time of its cell's records on disk (else of the task's records) under this
+    profile, or the first other profile with records, scaled by the ratio of budgets (``report.BUDGET_KEYS``)
+    where an override or another profile changed them.
     """
     chosen = spec.profiles[profile]
     if chosen.skip:
         return f"{spec.name} [{profile}]: skipped ({chosen.skip})"
     records, _ = scan(root, profile, spec.name)
+    source = profile
+    if not records:  # e.g. the first `paper` run: time it by another profile's records, scaled by budget
+        for other in (p for p in reversed(spec.profiles) if p != profile):  # the biggest budget first
+            records, _ = scan(root, other, spec.name)
+            if records:
+                source = other
+                break
     estimates = [_estimate(job, records) for job in todo]
     known = sum(e for e in estimates if e is not None)
     unknown = sum(e is None for e in estimates)
@@ -115,10 +123,11 @@ def dry_run_plan(spec: TaskSpec, profile: str, jobs: list[Job], todo: list[Job],
     if todo:
         if known:
             estimate = (f"~{_seconds(known)} of run time, ~{_seconds(known / max(workers, 1))} wall-clock with "
-                        f"{max(workers, 1)} workers (from the wall time of records under {root}/{profile})")
+                        f"{max(workers, 1)} workers (wall time of the records under {root}/{source}"
+                        + (", scaled by budget)" if source != profile else ")"))
             if unknown:
                 estimate += f"; {unknown} run(s) have no record to time them by"
         else:
-            estimate = f"unknown: no records under {root}/{profile}/{spec.name} to time the runs by"
+            estimate = f"unknown: no records of {spec.name} under {root} to time the runs by"
         lines.append(f"  estimate: {estimate}")
     return "\n".join(lines)
