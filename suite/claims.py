@@ -20,6 +20,7 @@ class ClaimOutcome:
     verdict: str                       # holds | fails | inconclusive | not run
     detail: str
     checks: list[dict[str, Any]] = field(default_factory=list)
+    op: str = "<"                      # a compare claim's direction, for its per-env table
 
 
 def per_seed_values(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], np.ndarray]:
@@ -81,7 +82,7 @@ def evaluate_claim(spec: TaskSpec, profile: str, claim: Claim, records: list[dic
         f"{c['env']}: {c['lhs']} {c['lhs_mean'] if c['lhs_mean'] is None else format(c['lhs_mean'], '.4g')} "
         f"{claim.op} {c['rhs']} {c['rhs_mean'] if c['rhs_mean'] is None else format(c['rhs_mean'], '.4g')}"
         f" -> {c['verdict']} ({c['summary']})" for c in checks)
-    return ClaimOutcome(claim.id, claim.text, verdict, detail, checks)
+    return ClaimOutcome(claim.id, claim.text, verdict, detail, checks, claim.op)
 
 
 def evaluate_claims(spec: TaskSpec, profile: str, records: list[dict[str, Any]]) -> list[ClaimOutcome]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -129,8 +130,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             report = build_report(spec, args.profile, root)
             _print_corrupt(report.errors)
             markdown, _ = write_task_outputs(report, root)
-            print(f"\n## {spec.title} — {args.profile}{overrides_note(report.records)} ({markdown})\n\n"
-                  f"{results_table(report)}")
+            if report.records:  # a skipped task has no table to show (`_jobs` said why)
+                print(f"\n## {spec.title} — {args.profile}{overrides_note(report.records)} ({markdown})\n\n"
+                      f"{results_table(report)}")
     failed = summary.failed
     for record in failed:
         reason = (record["reason"] or "").strip().splitlines()
@@ -146,19 +148,36 @@ def _print_corrupt(errors: list[str]) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from suite.report import build_report, claims_block, results_table, write_benchmarks, write_task_outputs
+    from suite.report import (
+        build_report,
+        claims_block,
+        overrides_note,
+        results_table,
+        write_benchmarks,
+        write_task_outputs,
+    )
 
     specs = _specs(args.specs)
     root = Path(args.results)
     if args.profile:
+        statuses: Counter = Counter()
         for spec in specs:
             report = build_report(spec, args.profile, root)
             _print_corrupt(report.errors)
             markdown, csv_path = write_task_outputs(report, root)
-            print(f"## {spec.title} — {args.profile}\n\n{results_table(report)}")
+            skip = spec.profiles[args.profile].skip if args.profile in spec.profiles else None
+            if not report.records:  # no empty tables: one line says why there is nothing
+                why = (f"skipped ({skip})" if skip
+                       else f"no records (run `suite run {spec.path} --profile {args.profile}`)")
+                print(f"## {spec.title} — {args.profile}: {why}\n")
+                continue
+            statuses.update(r["status"] for r in report.records)
+            print(f"## {spec.title} — {args.profile}{overrides_note(report.records)}\n\n{results_table(report)}")
             if report.claims:
                 print(claims_block(report.claims))
-            print(f"wrote {markdown}, {csv_path}" + "".join(f", {p}" for p in report.figures))
+            print(f"wrote {markdown}, {csv_path}" + "".join(f", {p}" for p in report.figures) + "\n")
+        print(f"{args.profile}: {sum(statuses.values())} runs — {statuses['ok']} ok, {statuses['diverged']} diverged, "
+              f"{statuses['failed']} failed; tables and figures in {root}/{args.profile}/<task>/ (table.md, figures/)")
     benchmarks = args.benchmarks
     if benchmarks is None:
         # BENCHMARKS.md describes the committed results; another folder's tables must not replace it silently
@@ -240,13 +259,13 @@ def _whole(low: int, high: int) -> Callable[[str], int]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from suite.results import ResultsError, _frame, collect_rows, export
+    from suite.results import ResultsError, collect_rows, export, to_frame
 
     try:
         rows, errors = collect_rows(Path(args.results), args.profile, args.tasks)
         for error in errors:
             print(f"warning: corrupt record left out: {error}", file=sys.stderr)
-        frame = _frame(rows)
+        frame = to_frame(rows)
         if args.output == "-":
             if args.format == "parquet":
                 raise ResultsError("--format parquet is binary; give a file with --output PATH")

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from suite import registry
+from suite.report import budget
 from suite.runner import Job
 from suite.spec import TaskSpec, _check_type
 from suite.spec_reader import Reader, SpecError
@@ -72,21 +73,13 @@ def _seconds(value: float) -> str:
     return f"{value / 3600:.1f} h" if value >= 3600 else f"{value / 60:.1f} min" if value >= 60 else f"{value:.0f} s"
 
 
-# hyperparameters a run's time scales with (the budget of DQN, PPO/SAC, MAML, GAN, continual runs)
-BUDGET_KEYS = ("total_frames", "total_steps", "meta_iterations", "train_steps", "epochs_per_task", "epochs", "steps")
-
-
-def _budget(hparams: dict[str, Any]) -> dict[str, float]:
-    return {k: hparams[k] for k in BUDGET_KEYS if isinstance(hparams.get(k), (int, float)) and hparams[k] > 0}
-
-
 def _estimate(job: Job, records: list[dict[str, Any]]) -> float | None:
     """Mean wall time of the cell's records (else the task's), each scaled by the job's budget over its own."""
     cell = [r for r in records if (r["variant"], r["env"]) == (job.key.variant, job.key.env)] or records
     times = []
     for record in cell:
         scale = 1.0
-        for key, value in _budget(job.hparams).items():
+        for key, value in budget(job.hparams).items():
             ran = record["config"].get(key)
             if isinstance(ran, (int, float)) and ran > 0:
                 scale *= value / ran
@@ -97,35 +90,44 @@ def _estimate(job: Job, records: list[dict[str, Any]]) -> float | None:
 def dry_run_plan(spec: TaskSpec, profile: str, jobs: list[Job], todo: list[Job], root: Path, workers: int) -> str:
     """What ``suite run`` would do: cells, seeds, budget, runs to go and a time estimate from existing records.
 
-    A run's time is the mean wall time of its cell's records on disk (else of the task's records under this
-    profile), scaled by the ratio of budgets (``BUDGET_KEYS``) where an override or profile changed them.
+    A run's time is the mean wall time of its cell's records on disk (else of the task's records) under this
+    profile, or the first other profile with records, scaled by the ratio of budgets (``report.BUDGET_KEYS``)
+    where an override or another profile changed them.
     """
     chosen = spec.profiles[profile]
     if chosen.skip:
         return f"{spec.name} [{profile}]: skipped ({chosen.skip})"
     records, _ = scan(root, profile, spec.name)
+    source = profile
+    if not records:  # e.g. the first `paper` run: time it by another profile's records, scaled by budget
+        for other in (p for p in reversed(spec.profiles) if p != profile):  # the biggest budget first
+            records, _ = scan(root, other, spec.name)
+            if records:
+                source = other
+                break
     estimates = [_estimate(job, records) for job in todo]
     known = sum(e for e in estimates if e is not None)
     unknown = sum(e is None for e in estimates)
     variants = sorted({j.key.variant for j in jobs}, key=list(spec.variants).index)
     envs = list(dict.fromkeys(j.key.env for j in jobs))
     seeds = len({j.key.seed for j in jobs})
-    budget = {k: v for job in jobs for k, v in _budget(job.hparams).items()}
+    budgets = {k: v for job in jobs for k, v in budget(job.hparams).items()}
     lines = [f"{spec.name} [{profile}]: {len(variants)} variants x {len(envs)} envs x {seeds} seeds = "
              f"{len(jobs)} runs; {len(todo)} to run, {len(jobs) - len(todo)} already recorded",
              f"  variants: {', '.join(variants)}", f"  envs: {', '.join(envs)}"]
-    if budget:
-        lines.append("  budget per run: " + ", ".join(f"{k}={v}" for k, v in budget.items()))
+    if budgets:
+        lines.append("  budget per run: " + ", ".join(f"{k}={v}" for k, v in budgets.items()))
     overrides = next((j.extra.get("overrides") for j in jobs if j.extra.get("overrides")), None)
     if overrides:
         lines.append(f"  overrides: {describe_overrides(overrides)}")
     if todo:
         if known:
             estimate = (f"~{_seconds(known)} of run time, ~{_seconds(known / max(workers, 1))} wall-clock with "
-                        f"{max(workers, 1)} workers (from the wall time of records under {root}/{profile})")
+                        f"{max(workers, 1)} workers (wall time of the records under {root}/{source}"
+                        + (", scaled by budget)" if source != profile else ")"))
             if unknown:
                 estimate += f"; {unknown} run(s) have no record to time them by"
         else:
-            estimate = f"unknown: no records under {root}/{profile}/{spec.name} to time the runs by"
+            estimate = f"unknown: no records of {spec.name} under {root} to time the runs by"
         lines.append(f"  estimate: {estimate}")
     return "\n".join(lines)

@@ -95,7 +95,8 @@ def step_unit_label(records: list[dict[str, Any]], curve: str) -> str:
 
 
 def curve_figure(task: str, curve: str, records: list[dict[str, Any]], out_dir: Path,
-                 log_y: bool | None = None, x_label: str | None = None, spec: Any = None) -> Path | None:
+                 log_y: bool | None = None, x_label: str | None = None, spec: Any = None,
+                 y_label: str | None = None) -> Path | None:
     """One panel per env, one line per variant (mean over seeds) with its 95% CI band; the x axis is labelled
     ``x_label``, by default with the records' step unit.  Variants keep the spec's order and colours; the y
     axis turns logarithmic where a panel's bands span two orders of magnitude (``log_y=None``)."""
@@ -126,10 +127,11 @@ def curve_figure(task: str, curve: str, records: list[dict[str, Any]], out_dir: 
             highs.append(high)
         ax.set_title(env)
         ax.set_xlabel(x_label)
-        ax.set_ylabel(curve.replace("_", " "))
+        quantity = y_label or curve.replace("_", " ")
+        ax.set_ylabel(quantity)
         if log_y or (log_y is None and spans_decades(np.concatenate(lows), np.concatenate(highs))):
             ax.set_yscale("log")
-            ax.set_ylabel(f"{curve.replace('_', ' ')} (log scale)")
+            ax.set_ylabel(f"{quantity} (log scale)")
         ax.grid(alpha=0.3)
         outside_legend(ax)
     for ax in list(axes.flat)[len(envs):]:

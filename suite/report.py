@@ -43,7 +43,8 @@ class Cell:
             return "—"
         if math.isnan(self.ci[0]):
             return f"{_num(self.mean)} (n={self.n})"
-        return f"{_num(self.mean)} [{_num(self.ci[0])}, {_num(self.ci[1])}] (n={self.n})"
+        mean, low, high = _same_decimals(self.mean, *self.ci)
+        return f"{mean} [{low}, {high}] (n={self.n})"
 
 
 @dataclass
@@ -67,6 +68,16 @@ def _num(value: float | None) -> str:
     return f"{value:.4g}" if magnitude < 100 else f"{value:.1f}"
 
 
+def _same_decimals(*values: float) -> list[str]:
+    """A mean and its interval with one number of decimals (``9.667 [9.333, 10.000]``, not ``[9.333, 10]``):
+    ``_num``'s precision for the largest magnitude among them."""
+    top = max(abs(v) for v in values)
+    if not top or top >= 1e5 or top < 1e-3:
+        return [_num(v) for v in values]
+    decimals = 1 if top >= 100 else 3 - math.floor(math.log10(top))
+    return [f"{v:.{decimals}f}" for v in values]
+
+
 def build_report(spec: TaskSpec, profile: str, root: Path, figures: bool = True) -> TaskReport:
     """Aggregate the records of one task/profile into cells, claims and figures (files under the task folder)."""
     records, errors = scan(root, profile, spec.name)
@@ -87,7 +98,8 @@ def build_report(spec: TaskSpec, profile: str, root: Path, figures: bool = True)
     if figures and records:
         for curve in spec.curves:
             path = curve_figure(spec.name, curve, records, out_dir / "figures",
-                                x_label=spec.curve_x_labels.get(curve), spec=spec)
+                                x_label=spec.curve_x_labels.get(curve), spec=spec,
+                                y_label=spec.curve_y_labels.get(curve))
             if path:
                 drawn.append(path)
         # every task with several variants gets the rliable figures; a spec lists only its own figures
@@ -102,15 +114,42 @@ def _status_note(report: TaskReport, variant: str, env: str) -> str:
     return f" ({', '.join(bad)})" if bad else ""
 
 
+# hyperparameters a run's cost scales with (DQN, PPO/SAC, MAML, GAN, continual budgets; the toy's steps)
+BUDGET_KEYS = ("total_frames", "total_steps", "meta_iterations", "train_steps", "epochs_per_task", "epochs", "steps")
+
+
+def budget(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The budget hyperparameters among ``hparams`` (positive numbers under ``BUDGET_KEYS``)."""
+    return {k: hparams[k] for k in BUDGET_KEYS if isinstance(hparams.get(k), (int, float)) and hparams[k] > 0}
+
+
+def budget_mismatch(spec: TaskSpec, profile: str) -> str:
+    """Why an ``ours − paper`` delta compares unlike budgets (this profile's vs the ``paper`` profile's), or ""."""
+    if profile == "paper" or "paper" not in spec.profiles:
+        return ""
+    ours, theirs = {}, {}
+    for variant in spec.profiles[profile].variants:
+        ours.update(budget(spec.resolve(variant, profile)[1]))
+        if variant in spec.profiles["paper"].variants:
+            theirs.update(budget(spec.resolve(variant, "paper")[1]))
+    differ = sorted(k for k in ours if k in theirs and ours[k] != theirs[k])
+    if not differ:
+        return ""
+    shown = ", ".join(f"{k} {ours[k]:,} here vs {theirs[k]:,}" for k in differ)
+    return (f"† budget differs from the paper's: {shown} in the `paper` profile; the Δ compares unlike budgets "
+            "(see the reference's note for the paper's own).")
+
+
 def results_table(report: TaskReport) -> str:
     """Markdown: one block per env; rows = variants; our mean [95% CI] (n) per column, reference beside it."""
     spec, chosen = report.spec, report.spec.profiles[report.profile]
+    mismatch = budget_mismatch(spec, report.profile)
     lines = []
     for env in chosen.envs:
         refs = [(ref, ref.values[env]) for ref in spec.references if env in ref.values]
         header = ["variant", *spec.columns]
         for ref, _ in refs:
-            header += [f"{ref.name} ({ref.metric or spec.metric.name})", "Δ ours − paper"]
+            header += [f"{ref.name} ({ref.metric or spec.metric.name})", "Δ ours − paper" + (" †" if mismatch else "")]
         lines += [f"**{env}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for variant in filter(lambda v: spec.variants[v].runs_on(env), chosen.variants):
             row = [variant + _status_note(report, variant, env)]
@@ -122,6 +161,8 @@ def results_table(report: TaskReport) -> str:
                 row += [_num(paper), _num(delta)]
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+        if refs and mismatch:
+            lines += [mismatch, ""]
     return "\n".join(lines)
 
 
@@ -207,9 +248,28 @@ def reference_tables(spec: TaskSpec, shown_envs: tuple[str, ...]) -> str:
     return "\n".join(blocks)
 
 
+CLAIM_MARKS = {"holds": "✅ holds", "fails": "❌ fails", "inconclusive": "❔ inconclusive", "not run": "➖ not run"}
+
+
+def _checks_table(checks: list[dict[str, Any]], op: str) -> str:
+    """One row per comparison (env x variant pair) of a compare claim: the means, the verdict and the test."""
+    lines = [f"  | env | left | mean | {op} | right | mean | verdict | test |", "  |---|---|---|---|---|---|---|---|"]
+    for check in checks:
+        lines.append(f"  | {check['env']} | {check['lhs']} | {_num(check['lhs_mean'])} | {op} | {check['rhs']} | "
+                     f"{_num(check['rhs_mean'])} | {CLAIM_MARKS[check['verdict']]} | {check['summary']} |")
+    return "\n".join(lines)
+
+
 def claims_block(claims: list[ClaimOutcome]) -> str:
-    marks = {"holds": "✅ holds", "fails": "❌ fails", "inconclusive": "❔ inconclusive", "not run": "➖ not run"}
-    return "\n".join(f"- **{marks[c.verdict]}** — {c.text} `[{c.id}]`  \n  {c.detail}" for c in claims) + "\n"
+    """Each claim with its verdict; a compare claim's per-env comparisons as a small table, others' detail line."""
+    items = []
+    for claim in claims:
+        head = f"- **{CLAIM_MARKS[claim.verdict]}** — {claim.text} `[{claim.id}]`"
+        if claim.checks and all("lhs_mean" in c for c in claim.checks):
+            items.append(f"{head}\n\n{_checks_table(claim.checks, claim.op)}\n")
+        else:
+            items.append(f"{head}  \n  {claim.detail}")
+    return "\n".join(items) + "\n"
 
 
 def write_task_outputs(report: TaskReport, root: Path) -> tuple[Path, Path]:

@@ -80,7 +80,8 @@ def collect_rows(root: str | Path, profile: str, tasks: str | Iterable[str] | No
     return rows, errors
 
 
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The long table of :func:`collect_rows` rows, with its column types fixed."""
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -122,7 +123,7 @@ def load_results(source: str | Path = "results", profile: str | None = None,
     rows, errors = collect_rows(path, profile, tasks)
     for error in errors:
         warnings.warn(f"corrupt record ignored: {error}", stacklevel=2)
-    return _frame(rows)
+    return to_frame(rows)
 
 
 def _read_export(path: Path) -> pd.DataFrame:
@@ -133,7 +134,11 @@ def _read_export(path: Path) -> pd.DataFrame:
         # keep_default_na=False: an empty `metric`/`overrides` is "" (as exported), not NaN
         frame = pd.read_csv(path, keep_default_na=False, na_values={"value": [""], "throughput": [""]})
     elif kind == "parquet":
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except ImportError:
+            raise ResultsError(f"{path}: reading parquet needs pyarrow: pip install "
+                               "'lightning-repro-suite[parquet]'") from None
     elif kind == "json":
         # the stdlib parser: pandas' default float parser is not round-trip exact
         frame = pd.DataFrame(json.loads(path.read_text())).fillna({"value": float("nan"),

@@ -109,6 +109,7 @@ class TaskSpec:
     claims: tuple[Claim, ...]
     check: CheckPolicy
     normalization: Normalization = field(default_factory=lambda: Normalization({}))
+    curve_y_labels: dict[str, str] = field(default_factory=dict)  # curve -> y-axis label (default: its name)
 
     def resolve(self, variant: str, profile: str) -> tuple[str, dict[str, Any]]:
         """Baseline name and fully resolved hyperparameters of one variant under one profile."""
@@ -146,7 +147,7 @@ def load_spec(path: str | Path) -> TaskSpec:
     columns = reader.strings(raw.get("columns", [metric.name]), "columns")
     profiles = _profiles(reader, raw["profiles"], variants, envs, env_names)
     _no_shared_file_names(reader, "envs", [*envs, *(e for p in profiles.values() for e in p.envs)])
-    curves, curve_x_labels = _curves(reader, raw.get("curves", []))
+    curves, curve_x_labels, curve_y_labels = _curves(reader, raw.get("curves", []))
     figures = reader.strings(raw.get("figures", []), "figures")
     for i, figure in enumerate(figures):
         if figure not in registry.FIGURES:
@@ -158,7 +159,7 @@ def load_spec(path: str | Path) -> TaskSpec:
         paper=reader.typed(raw["paper"], "paper", str, "a string"),
         protocol=reader.typed(raw.get("protocol", ""), "protocol", str, "a string"),
         baseline=baseline, params=params, variants=variants, envs=envs, metric=metric, columns=columns,
-        curves=curves, curve_x_labels=curve_x_labels, figures=figures, profiles=profiles,
+        curves=curves, curve_x_labels=curve_x_labels, curve_y_labels=curve_y_labels, figures=figures, profiles=profiles,
         references=_references(reader, raw.get("references", []), variants),
         claims=_claims(reader, raw.get("claims", []), variants, env_names, (metric.name, *columns)),
         check=_check_policy(reader, raw.get("check", {}) or {}),
@@ -399,12 +400,19 @@ def _check_policy(reader: Reader, raw: Any) -> CheckPolicy:
     return CheckPolicy(exact, {k: float(v) for k, v in tolerance.items()})
 
 
-def _curves(reader: Reader, raw: Any) -> tuple[tuple[str, ...], dict[str, str]]:
-    """``[name, {name: x-axis label}, ...]`` -> curve names and the labels given."""
-    names, labels = [], {}
-    for i, item in enumerate(reader.typed(raw, "curves", list, "a list of names or {name: x-axis label}")):
+def _curves(reader: Reader, raw: Any) -> tuple[tuple[str, ...], dict[str, str], dict[str, str]]:
+    """``[name, {name: x-axis label}, {name: {x: label, y: label}}, ...]`` -> names, x labels, y labels."""
+    names, x_labels, y_labels = [], {}, {}
+    what = "a list of names, {name: x-axis label} or {name: {x: label, y: label}}"
+    for i, item in enumerate(reader.typed(raw, "curves", list, what)):
         if isinstance(item, dict) and len(item) == 1:
             (item, label), = item.items()
-            labels[item] = reader.typed(label, f"curves[{i}].{item}", str, "an x-axis label (string)")
+            if isinstance(label, dict):
+                axes = reader.mapping(label, f"curves[{i}].{item}", ("x", "y"))
+                for axis, labels in (("x", x_labels), ("y", y_labels)):
+                    if axis in axes:
+                        labels[item] = reader.typed(axes[axis], f"curves[{i}].{item}.{axis}", str, "a label (string)")
+            else:
+                x_labels[item] = reader.typed(label, f"curves[{i}].{item}", str, "an x-axis label (string)")
         names.append(reader.typed(item, f"curves[{i}]", str, "a name or {name: x-axis label}"))
-    return tuple(names), labels
+    return tuple(names), x_labels, y_labels

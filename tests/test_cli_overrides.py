@@ -8,7 +8,7 @@ import pytest
 
 from suite import __version__
 from suite.cli import build_parser, main
-from suite.overrides import parse_overrides
+from suite.overrides import _seconds, parse_overrides
 from suite.store import scan
 
 
@@ -52,7 +52,7 @@ def test_dry_run_plans_and_runs_nothing(toy_spec_path, tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "toy [smoke]: 2 variants x 2 envs x 3 seeds = 12 runs; 12 to run, 0 already recorded" in out
-    assert "estimate: unknown: no records" in out and not (tmp_path / "smoke").exists()
+    assert "estimate: unknown: no records of toy" in out and not (tmp_path / "smoke").exists()
     assert _run(toy_spec_path, tmp_path, "--no-report") == 0
     (record,), _ = scan(tmp_path, "smoke", "toy")
     capsys.readouterr()
@@ -62,6 +62,11 @@ def test_dry_run_plans_and_runs_nothing(toy_spec_path, tmp_path, capsys):
     expected = 12 * 2 * record["wall_time_s"]  # each run: the only record's wall time, doubled with the budget
     assert expected < 60 and f"~{expected:.0f} s of run time, ~{expected / 2:.0f} s wall-clock with 2 workers" in out
     assert len(scan(tmp_path, "smoke", "toy")[0]) == 1  # nothing ran
+    argv[argv.index("smoke")] = "paper"
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    expected = 20 * record["wall_time_s"] * 500 / 40  # no paper records: the smoke one, scaled 40 -> 500 steps
+    assert f"~{_seconds(expected)} of run time" in out and f"{tmp_path}/smoke, scaled by budget" in out
 
 
 def test_version_and_help_on_every_flag(capsys):

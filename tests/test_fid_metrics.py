@@ -173,3 +173,14 @@ def test_edited_or_missing_extractor_is_one_error_naming_the_file(tmp_path, monk
             gm.load_digits_classifier()
     finally:
         gm.load_digits_classifier.cache_clear()
+
+
+def test_evaluation_does_not_warn_about_the_feature_buffers_it_keeps_on_purpose() -> None:
+    import warnings
+
+    data = load_generative_data("gaussian-grid")
+    evaluator = gm.GenerativeEvaluator(data, kid_subset_size=100, kid_subsets=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluator(data.eval_real[:200])
+    assert not [w for w in caught if "will save all extracted features" in str(w.message)]

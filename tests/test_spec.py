@@ -26,6 +26,13 @@ def test_curves_may_label_their_x_axis(write_spec):
     assert spec.curves == ("loss", "other") and spec.curve_x_labels == {"loss": "epochs"}
 
 
+def test_curves_may_name_their_y_quantity(write_spec):
+    spec = load_spec(write_spec({"curves: [loss]": "curves: [{loss: {x: epochs, y: training MSE}}, {other: {y: b}}]"}))
+    assert spec.curve_x_labels == {"loss": "epochs"} and spec.curve_y_labels == {"loss": "training MSE", "other": "b"}
+    with pytest.raises(SpecError, match=r"curves\[0\]\.loss\.z: unknown key; expected one of x, y"):
+        load_spec(write_spec({"curves: [loss]": "curves: [{loss: {z: epochs}}]"}))
+
+
 def test_every_shipped_task_spec_validates():
     specs = load_specs([Path(__file__).resolve().parent.parent / "tasks"])
     assert {s.name for s in specs} >= {"maml_sinusoid"}

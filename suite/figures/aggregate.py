@@ -82,7 +82,7 @@ def performance_profile(spec: Any, records: list[dict[str, Any]], out_dir: Path)
     ax.grid(alpha=0.3)
     outside_legend(ax)
     where = f"{len(envs)} envs" if len(envs) > 1 else envs[0]
-    ax.set_title(f"{spec.name}: performance profile over {where} (95% stratified-bootstrap bands)", fontsize=9)
+    ax.set_title(f"{spec.name}: performance profile over {where}\n(95% stratified-bootstrap bands)", fontsize=9)
     return [save_figure(fig, Path(out_dir) / "performance_profile.png")]
 
 
@@ -97,21 +97,24 @@ def probability_of_improvement(spec: Any, records: list[dict[str, Any]], out_dir
     colors = variant_colors(list(spec.variants))
     first, *others = matrices
     plt = _matplotlib()
-    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(others) + 1.4))
+    fig, ax = plt.subplots(figsize=(6.4, 0.6 * len(others) + 1.6))
+    labels = []
     for row, other in enumerate(others):
         x, y = matrices[first], matrices[other]
         point = stats.average_probability_of_improvement(x, y)
         low, high = stats.stratified_bootstrap_interval(stats.average_probability_of_improvement, x, y)
-        ax.barh(row, high - low, left=low, height=0.55, color=colors[other], alpha=0.75)
-        ax.plot([point, point], [row - 0.3, row + 0.3], color="black", lw=1.2)
-    ax.set_yticks(range(len(others)), [f"{first} vs {other}" for other in others])
+        # a minimum width keeps a degenerate interval (all resamples at 1.0) visible; the label has the numbers
+        ax.barh(row, max(high - low, 0.006), left=min(low, 1 - 0.006), height=0.55, color=colors[other], alpha=0.75)
+        ax.plot([point], [row], marker="o", color="black", markersize=4)
+        labels.append(f"{first} vs {other}\n{point:.2f} [{low:.2f}, {high:.2f}]")
+    ax.set_yticks(range(len(others)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0.5, color="0.5", ls="--", lw=0.8)
     ax.set_xlim(0, 1)
     better = "higher" if spec.metric.higher_is_better else "lower"
-    ax.set_xlabel(f"P({first} better than the other on {spec.metric.name}, {better} is better)")
-    ax.set_title(f"{spec.name}: probability of improvement over {len(envs)} env(s) (bar: 95% stratified-bootstrap CI)",
-                 fontsize=9)
+    ax.set_xlabel(f"P({first} better than the other)\non {spec.metric.name} ({better} is better)")
+    ax.set_title(f"{spec.name}: probability of improvement over {len(envs)} env(s)\n"
+                 "(dot: estimate; bar: 95% stratified-bootstrap CI)", fontsize=9)
     ax.grid(alpha=0.3, axis="x")
     return [save_figure(fig, Path(out_dir) / "probability_of_improvement.png")]
 

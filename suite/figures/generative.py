@@ -82,10 +82,12 @@ def fid_boxplot(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
         variants = _variant_order(spec, list(by_variant))
         values = [[r["metrics"]["fid"] for r in by_variant[v]] for v in variants]
         fig, ax = plt.subplots(figsize=(1.1 * len(variants) + 2, 3.6))
-        ax.boxplot(values, whis=(0, 100))
+        ax.boxplot(values, whis=(0, 100), medianprops={"color": "black"})  # not a variant colour
         ax.set_xticks(range(1, len(variants) + 1), variants, rotation=30)
-        for i, vals in enumerate(values, start=1):
-            ax.scatter(np.full(len(vals), i) + np.linspace(-0.15, 0.15, len(vals)), vals, s=6, alpha=0.5)
+        colors = variant_colors(list(spec.variants))
+        for i, (variant, vals) in enumerate(zip(variants, values), start=1):
+            ax.scatter(np.full(len(vals), i) + np.linspace(-0.15, 0.15, len(vals)), vals, s=6, alpha=0.5,
+                       color=colors.get(variant))
         ax.set_yscale("log")
         ax.set_ylabel("FID (lower is better, log scale)")
         ax.set_title(f"{env}: FID over the hyperparameter search ({sum(map(len, values))} runs)", fontsize=9)

@@ -26,6 +26,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -323,9 +324,12 @@ class GenerativeEvaluator:
         if fid_only:
             return out
         subset = min(self.kid_subset_size, len(samples), len(self.data.eval_real))
-        inception = InceptionScore(feature=self._logits, splits=self.is_splits, normalize=False)
-        kid = KernelInceptionDistance(feature=self._features, subsets=self.kid_subsets, subset_size=subset,
-                                      normalize=False)
+        with warnings.catch_warnings():
+            # "will save all extracted features in buffer": a few thousand small feature vectors, on purpose
+            warnings.filterwarnings("ignore", message=r".*will save all extracted features", category=UserWarning)
+            inception = InceptionScore(feature=self._logits, splits=self.is_splits, normalize=False)
+            kid = KernelInceptionDistance(feature=self._features, subsets=self.kid_subsets, subset_size=subset,
+                                          normalize=False)
         for chunk in self._chunks(self.data.eval_real):
             kid.update(chunk, real=True)
         for chunk in chunks:
