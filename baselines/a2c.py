@@ -20,7 +20,7 @@ from suite.registry import register_baseline
 
 DEFAULTS = dict(
     COMMON_DEFAULTS, n_envs=8, n_steps=5, learning_rate=7e-4, rms_alpha=0.99, rms_eps=1e-5, gae_lambda=1.0,
-    ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5,
+    ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, updates_per_step=16,
 )
 
 
@@ -35,9 +35,16 @@ class A2C(PolicyGradientModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.RMSprop(self.parameters(), lr=self.hp["learning_rate"], alpha=self.hp["rms_alpha"],
-                                   eps=self.hp["rms_eps"])
+                                   eps=self.hp["rms_eps"], foreach=True)
 
     def training_step(self, batch: object, batch_idx: int) -> None:
+        # one Lightning step = ``updates_per_step`` A2C updates: the Trainer's per-step hooks cost as much as an update
+        for _ in range(self.hp["updates_per_step"]):
+            self.update()
+            if self.trainer.should_stop:
+                break
+
+    def update(self) -> None:
         hp, seg, opt = self.hp, self.seg, self.optimizers()
         collect_segment(self, seg)
         adv, returns = gae(seg, self.critic, hp["gamma"], hp["gae_lambda"])

@@ -191,11 +191,14 @@ def gae(seg: Segment, critic: torch.nn.Module, gamma: float, lam: float) -> tupl
     the time limit adds gamma * V(final obs) to its reward, as SB3 does."""
     t_len, n = seg.rewards.shape
     with torch.no_grad():
-        values = critic(seg.obs.view(t_len * n, -1)).view(t_len, n)
+        truncated = seg.truncated.any()
+        batch = [seg.obs.view(t_len * n, -1), seg.next_obs] + ([seg.final_obs[seg.truncated]] if truncated else [])
+        all_values = critic(torch.cat(batch)).squeeze(-1)  # one pass over every state that needs a value
+        values, next_value = all_values[:t_len * n].view(t_len, n), all_values[t_len * n:t_len * n + n]
         rewards = seg.rewards.clone()
-        if seg.truncated.any():
-            rewards[seg.truncated] += gamma * critic(seg.final_obs[seg.truncated]).squeeze(-1)
-        next_value, next_nonterminal = critic(seg.next_obs).squeeze(-1), 1.0 - seg.next_start
+        if truncated:
+            rewards[seg.truncated] += gamma * all_values[t_len * n + n:]
+        next_nonterminal = 1.0 - seg.next_start
         adv = torch.zeros(t_len, n)
         last = torch.zeros(n)
         for t in reversed(range(t_len)):
