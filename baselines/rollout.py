@@ -70,9 +70,13 @@ class VecEnv:
     def __init__(self, env_id: str, n: int, seed: int) -> None:
         self.envs = [make_env(env_id) for _ in range(n)]
         space = self.envs[0].action_space
-        self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
+        self.n_actions = int(getattr(space, "n", 0))  # > 0 for a discrete action space (CartPole), which has no box
+        if self.n_actions:
+            self.low = self.high = np.zeros(0, np.float32)
+        else:
+            self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
         self.obs_dim = int(np.prod(self.envs[0].observation_space.shape))
-        self.action_dim = int(np.prod(space.shape))
+        self.action_dim = int(np.prod(space.shape)) if not self.n_actions else 1
         for i, env in enumerate(self.envs):
             env.action_space.seed(seed + i)
         self.obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(self.envs)]).astype(np.float64)

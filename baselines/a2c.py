@@ -1,0 +1,67 @@
+"""A2C: the synchronous form of A3C (Mnih et al. 2016), as in SB3 and OpenAI baselines.
+
+``n_envs`` envs step together for ``n_steps`` steps; the advantage of each step is its n-step return (bootstrapped
+from V at the end of the segment, GAE lambda = 1 by default) minus V(s_t), and one RMSprop step descends
+
+    -mean(log pi(a_t|s_t) A_t) + vf_coef * mean((R_t - V(s_t))^2) - ent_coef * mean(H(pi(.|s_t)))
+
+with the gradient clipped to ``max_grad_norm``.  Defaults are SB3's A2C (n_steps 5, lr 7e-4, RMSprop alpha 0.99,
+eps 1e-5, vf_coef 0.5, max_grad_norm 0.5, 64x64 tanh), with an entropy bonus of 0.01 (A3C's).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from baselines.pg_common import COMMON_DEFAULTS, PolicyGradientModule, Segment, collect_segment, gae, value_net
+from baselines.ppo import fit_rl
+from suite.api import RunContext, RunOutput
+from suite.registry import register_baseline
+
+DEFAULTS = dict(
+    COMMON_DEFAULTS, n_envs=8, n_steps=5, learning_rate=7e-4, rms_alpha=0.99, rms_eps=1e-5, gae_lambda=1.0,
+    ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, updates_per_step=16,
+)
+
+
+class A2C(PolicyGradientModule):
+    def __init__(self, env_id: str, seed: int = 0, **hp: object) -> None:
+        super().__init__(env_id, seed, DEFAULTS, hp)
+        self.save_hyperparameters()
+        hp, envs = self.hp, self.envs
+        self.critic = value_net(envs.obs_dim, list(hp["hidden"]), hp["activation"])
+        self.seg = Segment(hp["n_steps"], hp["n_envs"], envs.obs_dim, () if envs.n_actions else (envs.action_dim,))
+        self.seg.next_obs = torch.from_numpy(envs.obs).float()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.RMSprop(self.parameters(), lr=self.hp["learning_rate"], alpha=self.hp["rms_alpha"],
+                                   eps=self.hp["rms_eps"], foreach=True)
+
+    def training_step(self, batch: object, batch_idx: int) -> None:
+        # one Lightning step = ``updates_per_step`` A2C updates: the Trainer's per-step hooks cost as much as an update
+        for _ in range(self.hp["updates_per_step"]):
+            self.update()
+            if self.trainer.should_stop:
+                break
+
+    def update(self) -> None:
+        hp, seg, opt = self.hp, self.seg, self.optimizers()
+        collect_segment(self, seg)
+        adv, returns = gae(seg, self.critic, hp["gamma"], hp["gae_lambda"])
+        obs = seg.obs.view(-1, seg.obs.shape[-1])
+        actions = seg.actions.view(obs.shape[0], *seg.actions.shape[2:])
+        logp, entropy = self.policy.log_prob_entropy(obs, actions)
+        values = self.critic(obs).squeeze(-1)
+        loss = (-(logp * adv.view(-1)).mean() + hp["vf_coef"] * (returns.view(-1) - values).pow(2).mean()
+                - hp["ent_coef"] * entropy.mean())
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        torch.nn.utils.clip_grad_norm_(self.parameters(), hp["max_grad_norm"], foreach=True)
+        opt.step()
+        self.end_iteration(loss)
+
+
+@register_baseline("a2c", defaults=DEFAULTS, env_families=("discrete_gym", "continuous_gym"), module_class=A2C)
+def fit(ctx: RunContext) -> RunOutput:
+    """A2C: synchronous advantage actor-critic with n-step returns and an entropy bonus."""
+    return fit_rl(A2C(ctx.env, ctx.seed, **ctx.hparams), ctx)
