@@ -18,7 +18,7 @@ from suite import registry
 from suite.spec_reader import Reader, SpecError, describe
 
 PROFILES_REQUIRED = ("smoke", "cpu", "paper")
-TESTS = ("welch", "mannwhitney")
+TESTS = ("welch", "mannwhitney", "noninferiority")
 _NAME = re.compile(r"^[a-z0-9_]+$")
 
 
@@ -74,6 +74,7 @@ class Claim:
     test: str = "welch"
     alpha: float = 0.05
     args: dict[str, Any] = field(default_factory=dict)
+    margin: float | None = None  # test: noninferiority -> lhs op margin * rhs
 
 
 @dataclass(frozen=True)
@@ -312,7 +313,7 @@ def _claims(reader: Reader, raw: Any, variants: dict[str, Variant], env_names: l
     for i, item in enumerate(items):
         where = f"claims[{i}]"
         item = reader.mapping(item, where, ("id", "text", "kind", "lhs", "op", "rhs", "envs", "test", "alpha",
-                                            "args"), ("id", "text"))
+                                            "args", "margin"), ("id", "text"))
         claim_id = reader.typed(item["id"], f"{where}.id", str, "a string")
         if claim_id in seen:
             raise reader.fail(f"{where}.id", f"duplicate claim id {claim_id!r}")
@@ -337,9 +338,19 @@ def _claims(reader: Reader, raw: Any, variants: dict[str, Variant], env_names: l
         alpha = reader.typed(item.get("alpha", 0.05), f"{where}.alpha", (int, float), "a number")
         if not 0 < alpha < 1:
             raise reader.fail(f"{where}.alpha", f"expected a number in (0, 1), got {alpha}")
+        margin = None
+        if test == "noninferiority" or "margin" in item:
+            if test != "noninferiority":
+                raise reader.fail(f"{where}.margin", f"a margin needs test: noninferiority, got test {test!r}")
+            if "margin" not in item:
+                raise reader.fail(where, "missing required key 'margin' for a noninferiority test")
+            margin = reader.typed(item["margin"], f"{where}.margin", (int, float), "a number")
+            if not margin > 0:
+                raise reader.fail(f"{where}.margin", f"expected a positive number, got {margin}")
+            margin = float(margin)
         claims.append(Claim(claim_id, str(item["text"]), kind, _selector(reader, item["lhs"], f"{where}.lhs", variants),
                             item["op"], _selector(reader, item["rhs"], f"{where}.rhs", variants), envs, test,
-                            float(alpha), dict(args)))
+                            float(alpha), dict(args), margin))
     return tuple(claims)
 
 
