@@ -19,6 +19,7 @@ from suite.spec_reader import Reader, SpecError, describe
 
 PROFILES_REQUIRED = ("smoke", "cpu", "paper")
 TESTS = ("welch", "mannwhitney", "noninferiority")
+SUMMARIES = ("mean_ci", "median_iqr")
 _NAME = re.compile(r"^[a-z0-9_]+$")
 
 
@@ -103,6 +104,7 @@ class TaskSpec:
     references: tuple[Reference, ...]
     claims: tuple[Claim, ...]
     check: CheckPolicy
+    summary: str = "mean_ci"  # table cells: mean [95% bootstrap CI] | median [IQR] (heavy-tailed metrics)
 
     def resolve(self, variant: str, profile: str) -> tuple[str, dict[str, Any]]:
         """Baseline name and fully resolved hyperparameters of one variant under one profile."""
@@ -127,7 +129,7 @@ def load_spec(path: str | Path) -> TaskSpec:
         where = f"line {mark.line + 1}" if mark else "yaml"
         raise SpecError(f"{path}: {where}: not valid YAML ({getattr(error, 'problem', error)})") from None
     top_keys = ("name", "title", "paper", "protocol", "baseline", "params", "variants", "envs", "metric",
-                "columns", "curves", "figures", "profiles", "references", "claims", "check")
+                "columns", "curves", "figures", "profiles", "references", "claims", "check", "summary")
     raw = reader.mapping(raw, "", top_keys, required=("name", "paper", "baseline", "variants", "envs",
                                                        "metric", "profiles"))
     registry.load_all()
@@ -162,6 +164,7 @@ def load_spec(path: str | Path) -> TaskSpec:
         references=_references(reader, raw.get("references", []), variants),
         claims=_claims(reader, raw.get("claims", []), variants, env_names),
         check=_check_policy(reader, raw.get("check", {}) or {}),
+        summary=_choice(reader, raw.get("summary", "mean_ci"), "summary", SUMMARIES),
     )
 
 
@@ -372,3 +375,9 @@ def _curves(reader: Reader, raw: Any) -> tuple[tuple[str, ...], dict[str, str]]:
             labels[item] = reader.typed(label, f"curves[{i}].{item}", str, "an x-axis label (string)")
         names.append(reader.typed(item, f"curves[{i}]", str, "a name or {name: x-axis label}"))
     return tuple(names), labels
+
+
+def _choice(reader: Reader, value: Any, where: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise reader.fail(where, f"expected one of {', '.join(choices)}, got {value!r}")
+    return value
