@@ -51,13 +51,15 @@ from suite.api import RunContext, RunOutput, Throttle, check_finite
 from suite.envs.gym_envs import FAMILY, env_info, lives, make_env
 from suite.registry import register_baseline
 
-# MinAtar's protocol (Young & Tian 2019, examples/dqn.py); the task spec switches to Nature's for `paper`.
+# MinAtar's protocol (Young & Tian 2019, examples/dqn.py as of the 2019 commit 47cdec8: centered RMSProp with no
+# gradient momentum; GRAD_MOMENTUM was defined there but never passed, and a 2024 commit passing it was reverted);
+# the task spec switches to Nature's for `paper`.
 DEFAULTS: dict = dict(
     replay=True, target_network=True, double=False, dueling=False,
     net="auto", hidden=[64, 64],
     total_frames=100_000, buffer_size=100_000, batch_size=32, learning_starts=5_000, train_freq=1,
     target_update=1_000, gamma=0.99,
-    optimizer="rmsprop", lr=2.5e-4, rms_alpha=0.95, rms_eps=0.01, rms_momentum=0.95, rms_centered=True,
+    optimizer="rmsprop", lr=2.5e-4, rms_alpha=0.95, rms_eps=0.01, rms_momentum=0.0, rms_centered=True,
     eps_start=1.0, eps_end=0.1, eps_decay_frames=100_000,
     eval_eps=0.05, eval_every=10_000, eval_episodes=5, eval_max_steps=0,
     clip_rewards=True, life_loss_terminal=True, chunk=1_000,
@@ -115,6 +117,7 @@ class DQN(L.LightningModule):
         self.train_curve: list[tuple[float, float]] = []
         self.episode_returns: list[float] = []
         self.losses: list[float] = []
+        self.q_estimates: list[tuple[float, float]] = []  # final evaluation: (max_a Q(s, a), discounted return)
 
     # ----------------------------------------------------------------------------------------- setup
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -123,8 +126,8 @@ class DQN(L.LightningModule):
             # torch's fused kernel without its per-step Python bookkeeping (baselines.optim); same update rule.
             return FusedAdam(self.q.parameters(), lr=hp.lr)
         if hp.optimizer == "rmsprop":
-            # torch's centered RMSprop: alpha = squared-gradient momentum, eps = min squared gradient,
-            # momentum as MinAtar passes it (Nature's "gradient momentum" is the centering average).
+            # torch's centered RMSprop: alpha = squared-gradient momentum, eps = min squared gradient, no momentum
+            # (as MinAtar's 2019 code; Nature's "gradient momentum" is the centering average).
             return torch.optim.RMSprop(self.q.parameters(), lr=hp.lr, alpha=hp.rms_alpha, eps=hp.rms_eps,
                                        momentum=hp.rms_momentum, centered=hp.rms_centered, foreach=True)
         raise ValueError(f"unknown optimizer {hp.optimizer!r}")
@@ -224,7 +227,7 @@ class DQN(L.LightningModule):
                 chunk_returns.append(self.n.ep_return)
                 self._begin_episode(*self.env.reset())
             if hp.eval_episodes and (self.n.frames % hp.eval_every == 0 or self.n.frames == hp.total_frames):
-                self.eval_curve.append((float(self.n.frames), self.evaluate()))
+                self.eval_curve.append((float(self.n.frames), self.evaluate(self.n.frames == hp.total_frames)))
 
     def update(self, opt: torch.optim.Optimizer) -> torch.Tensor:
         """One gradient step on a replay minibatch (or on the newest transition without replay)."""
@@ -261,37 +264,57 @@ class DQN(L.LightningModule):
         self.n.target_syncs += 1
 
     # ----------------------------------------------------------------------------------- evaluation
-    def evaluate(self) -> float:
-        """Mean raw return of ``eval_episodes`` full episodes at epsilon ``eval_eps``."""
+    def evaluate(self, estimates: bool = False) -> float:
+        """Mean raw return of ``eval_episodes`` full episodes at epsilon ``eval_eps``.
+
+        With ``estimates`` it also records, at every visited state, the net's value estimate max_a Q(s, a) and the
+        discounted (clipped, as in training) return the episode actually went on to obtain from there, the
+        comparison of van Hasselt et al. 2016 (Figure 3): ``self.q_estimates`` holds (estimate, return) pairs.
+        An episode cut by ``eval_max_steps`` counts the return up to the cut, so the realised value is a lower bound.
+        The actions are the same as without ``estimates`` (the value pass does not touch the eval RNG).
+        """
         hp = self.hparams
         started = time.perf_counter()
         max_steps = hp.eval_max_steps or self.info.max_eval_steps or 10**9
-        returns = []
+        returns, pairs = [], []
         for _ in range(hp.eval_episodes):
             obs, _ = self.eval_env.reset()
             total, steps, done = 0.0, 0, False
+            values, rewards = [], []
             while not done and steps < max_steps:
+                if estimates:
+                    with torch.no_grad():
+                        values.append(float(self.q(torch.as_tensor(obs, device=self.device)[None]).max()))
                 if self.eval_rng.random() < hp.eval_eps:
                     action = int(self.eval_rng.integers(self.info.n_actions))
                 else:
                     action = self.greedy(obs)
                 obs, reward, terminated, truncated, _ = self.eval_env.step(action)
                 total += float(reward)
+                rewards.append(math.copysign(1.0, reward) if hp.clip_rewards and reward else float(reward))
                 steps += 1
                 done = terminated or truncated
             returns.append(total)
+            if estimates:
+                pairs += zip(values, discounted_returns(rewards, hp.gamma))
         self.eval_seconds += time.perf_counter() - started
+        if estimates:
+            self.q_estimates = pairs
         return float(np.mean(returns))
 
     def run_output(self) -> RunOutput:
         evals = [y for _, y in self.eval_curve]
         last = self.episode_returns[-100:]
+        estimate, realised = np.array(self.q_estimates or [(np.nan, np.nan)]).T
         return RunOutput(
             metrics=dict(
                 best_mean_eval=max(evals) if evals else float("nan"),
                 final_mean_eval=evals[-1] if evals else float("nan"),
                 final_train_return=float(np.mean(last)) if last else float("nan"),
                 train_episodes=float(len(self.episode_returns)),
+                mean_q_estimate=float(estimate.mean()),
+                mean_discounted_return=float(realised.mean()),
+                q_overestimation=float((estimate - realised).mean()),
             ),
             curves=dict(eval_return=self.eval_curve, train_return=self.train_curve),
             steps=self.n.frames,
@@ -301,6 +324,15 @@ class DQN(L.LightningModule):
                         buffer_bytes_per_slot=self.buffer.bytes_per_slot(),
                         mean_loss_per_chunk=self.losses),
         )
+
+
+def discounted_returns(rewards: list[float], gamma: float) -> list[float]:
+    """G_t = r_t + gamma r_{t+1} + ... to the end of the list, for every t."""
+    out, g = [0.0] * len(rewards), 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        g = rewards[t] + gamma * g
+        out[t] = g
+    return out
 
 
 def train_dqn(env: str, seed: int, hparams: dict, trainer_kwargs: dict | None = None,

@@ -167,6 +167,28 @@ class ExplorationHead(nn.Module):
         return value
 
     # ----------------------------------------------------------------------------------------------- std
+    @torch.no_grad()
+    def match_initial_std(self, latents: torch.Tensor, target: float, iterations: int = 20) -> float:
+        """Shift the (state-independent) log-std so that the action noise's per-joint std, averaged over ``latents``
+        and joints, equals ``target``; returns the std reached.
+
+        Makes the three noises start equally wide, whatever their parametrisation: gaussian's std is exp(log_std)
+        itself, gSDE's and Lattice's scale with exp(log_std) times the latent's norm (Lattice: also through W and
+        its 1/sqrt(latent) factor), so one shared shift of log_std rescales each exactly; ``use_expln`` and Lattice's
+        clip make the map nonlinear, hence a few fixed-point steps.
+        """
+        if self.state_dependent_std:
+            raise ValueError("match_initial_std needs a state-independent log-std (PPO's parametrisation)")
+        if not target > 0:
+            raise ValueError(f"target std must be positive, got {target}")
+        reached = float("nan")
+        for _ in range(iterations):
+            reached = float(self.distribution(latents).covariance().diagonal(dim1=-2, dim2=-1).sqrt().mean())
+            if abs(math.log(reached / target)) < 1e-6:
+                break
+            self.log_std.add_(math.log(target / reached))
+        return reached
+
     def _std(self, log_std: torch.Tensor) -> torch.Tensor:
         if not self.use_expln:
             return log_std.exp()

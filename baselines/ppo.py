@@ -9,6 +9,8 @@ which is where most of the speed over SB3 comes from, besides preallocated buffe
 
 Defaults follow rl-baselines3-zoo's gSDE PPO configuration for PyBullet locomotion (16 envs x 512 steps,
 minibatch 128, 20 epochs, lr 3e-5, clip 0.4, GAE 0.9, log_std_init -2, 256x256 ReLU, normalised obs and reward).
+``init_action_std`` > 0 overrides ``log_std_init``: the log-std is shifted so that the action noise's per-joint std
+over the first observations equals it, whatever the noise type (``ExplorationHead.match_initial_std``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ DEFAULTS = dict(
     gamma=0.99, gae_lambda=0.9, clip_range=0.4, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
     hidden=[256, 256], activation="relu", norm_obs=True, norm_reward=True,
     noise="gaussian", sde_sample_freq=4, log_std_init=-2.0, alpha=1.0, std_clip=[1e-3, 10.0], std_reg=0.0,
-    use_expln=False, eval_episodes=10, n_evals=10,
+    use_expln=False, init_action_std=0.0, eval_episodes=10, n_evals=10,
 )
 
 
@@ -62,6 +64,9 @@ class PPO(L.LightningModule):
         self.buf_boot = torch.zeros(t, n, obs_dim)  # final obs of time-limit truncations, bootstrapped by V
         self.buf_trunc = torch.zeros(t, n, dtype=torch.bool)
         self.obs = torch.from_numpy(self.norm.obs(self.envs.obs, update=True))
+        if hp["init_action_std"] > 0:  # equal initial exploration across noise types, over the first states
+            with torch.no_grad():
+                self.initial_action_std = self.head.match_initial_std(self.actor(self.obs), hp["init_action_std"])
         self.episode_start = torch.ones(n)
         self.env_steps = 0
         self.progress = lambda step, total: None

@@ -46,7 +46,7 @@ FRAMES, STARTS = 3_000, 200
 COMMON = dict(batch_size=32, buffer_size=10_000, learning_starts=STARTS, train_freq=1, target_update=500, gamma=0.99,
               eps_decay_frames=1_000, eps_end=0.05, eval_episodes=0, total_frames=FRAMES, chunk=1_000)
 CARTPOLE = dict(COMMON, optimizer="adam", lr=1e-3, hidden=[64, 64])
-MINATAR = dict(COMMON, optimizer="rmsprop", lr=2.5e-4, rms_alpha=0.95, rms_eps=0.01, rms_momentum=0.95,
+MINATAR = dict(COMMON, optimizer="rmsprop", lr=2.5e-4, rms_alpha=0.95, rms_eps=0.01, rms_momentum=0.0,
                rms_centered=True, total_frames=2_000, learning_starts=100)
 
 

@@ -69,7 +69,7 @@ def evaluate_claim(spec: TaskSpec, profile: str, claim: Claim, records: list[dic
                     continue
                 lhs = values.get((lhs_variant, env, claim.lhs.metric), np.array([]))
                 rhs = values.get((rhs_variant, env, claim.rhs.metric), np.array([]))
-                result = claim_test(lhs, rhs, claim.op, claim.test, claim.alpha)
+                result = claim_test(lhs, rhs, claim.op, claim.test, claim.alpha, claim.margin)
                 checks.append({
                     "env": env, "lhs": f"{lhs_variant}.{claim.lhs.metric}", "rhs": f"{rhs_variant}.{claim.rhs.metric}",
                     "lhs_mean": float(lhs.mean()) if lhs.size else None,
@@ -78,9 +78,10 @@ def evaluate_claim(spec: TaskSpec, profile: str, claim: Claim, records: list[dic
                     "summary": result.describe(),
                 })
     verdict = combine([c["verdict"] for c in checks])
+    scaled = "" if claim.margin is None else f"{claim.margin:g} x "
     detail = "; ".join(
         f"{c['env']}: {c['lhs']} {c['lhs_mean'] if c['lhs_mean'] is None else format(c['lhs_mean'], '.4g')} "
-        f"{claim.op} {c['rhs']} {c['rhs_mean'] if c['rhs_mean'] is None else format(c['rhs_mean'], '.4g')}"
+        f"{claim.op} {scaled}{c['rhs']} {c['rhs_mean'] if c['rhs_mean'] is None else format(c['rhs_mean'], '.4g')}"
         f" -> {c['verdict']} ({c['summary']})" for c in checks)
     return ClaimOutcome(claim.id, claim.text, verdict, detail, checks, claim.op)
 

@@ -29,6 +29,7 @@ class Cell:
     metric: str
     values: np.ndarray
     ci: tuple[float, float]
+    summary: str = "mean_ci"  # the spec's `summary`: mean_ci | median_iqr
 
     @property
     def n(self) -> int:
@@ -38,9 +39,19 @@ class Cell:
     def mean(self) -> float:
         return stats.mean(self.values) if self.n else float("nan")
 
+    @property
+    def center(self) -> float:
+        """What the table shows and compares with the paper: the mean, or the median under ``median_iqr``."""
+        if self.summary == "median_iqr":
+            return float(np.median(self.values)) if self.n else float("nan")
+        return self.mean
+
     def text(self) -> str:
         if not self.n:
             return "—"
+        if self.summary == "median_iqr":
+            low, high = np.percentile(self.values, [25, 75])
+            return f"{_num(self.center)} [{_num(float(low))}, {_num(float(high))}] (n={self.n})"
         if math.isnan(self.ci[0]):
             return f"{_num(self.mean)} (n={self.n})"
         mean, low, high = _same_decimals(self.mean, *self.ci)
@@ -89,7 +100,7 @@ def build_report(spec: TaskSpec, profile: str, root: Path, figures: bool = True)
         for env in chosen.envs:
             for metric in dict.fromkeys((*spec.columns, spec.metric.name)):
                 data = values.get((variant, env, metric), np.array([]))
-                cells[(variant, env, metric)] = Cell(variant, env, metric, data, stats.bootstrap_ci(data))
+                cells[(variant, env, metric)] = Cell(variant, env, metric, data, stats.bootstrap_ci(data), spec.summary)
     counts: dict[tuple[str, str], Counter] = {}
     for record in records:
         counts.setdefault((record["variant"], record["env"]), Counter())[record["status"]] += 1
@@ -157,7 +168,7 @@ def results_table(report: TaskReport) -> str:
             for ref, values in refs:
                 ours = report.cells.get((variant, env, ref.metric or spec.metric.name))
                 paper = values.get(variant)
-                delta = ours.mean - paper if ours and ours.n and paper is not None else None
+                delta = ours.center - paper if ours and ours.n and paper is not None else None
                 row += [_num(paper), _num(delta)]
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
@@ -328,7 +339,9 @@ def task_section(report: TaskReport, relative_to: Path, heading: str = "##") -> 
         return "\n".join(parts)
     for error in report.errors:
         parts.append(f"> ⚠ corrupt record ignored: {error}")
-    parts += [f"Ours: mean [95% bootstrap CI] (n seeds); primary metric `{spec.metric.name}` "
+    shown = ("median [interquartile range] (n runs)" if spec.summary == "median_iqr"
+             else "mean [95% bootstrap CI] (n seeds)")
+    parts += [f"Ours: {shown}; primary metric `{spec.metric.name}` "
               f"({'higher' if spec.metric.higher_is_better else 'lower'} is better).", "", results_table(report)]
     pooled = pooled_table(report)
     if pooled:

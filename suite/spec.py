@@ -19,7 +19,8 @@ from suite.spec_reader import SAFE_ENV, Reader, SpecError, clip, describe, load_
 from suite.store import slug
 
 PROFILES_REQUIRED = ("smoke", "cpu", "paper")
-TESTS = ("welch", "mannwhitney")
+TESTS = ("welch", "mannwhitney", "noninferiority")
+SUMMARIES = ("mean_ci", "median_iqr")
 _NAME = re.compile(r"^[a-z0-9_]+$")
 MAX_SEEDS = 1000  # the largest shipped profile has 100; 10**30 seeds used to be planned until memory ran out
 
@@ -80,6 +81,7 @@ class Claim:
     test: str = "welch"
     alpha: float = 0.05
     args: dict[str, Any] = field(default_factory=dict)
+    margin: float | None = None  # test: noninferiority -> lhs op margin * rhs
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class TaskSpec:
     check: CheckPolicy
     normalization: Normalization = field(default_factory=lambda: Normalization({}))
     curve_y_labels: dict[str, str] = field(default_factory=dict)  # curve -> y-axis label (default: its name)
+    summary: str = "mean_ci"  # table cells: mean [95% bootstrap CI] | median [IQR] (heavy-tailed metrics)
 
     def resolve(self, variant: str, profile: str) -> tuple[str, dict[str, Any]]:
         """Baseline name and fully resolved hyperparameters of one variant under one profile."""
@@ -127,7 +130,8 @@ def load_spec(path: str | Path) -> TaskSpec:
     reader = Reader(path)
     raw = load_yaml(path)
     top_keys = ("name", "title", "paper", "protocol", "baseline", "params", "variants", "envs", "metric",
-                "columns", "curves", "figures", "profiles", "references", "claims", "check", "normalization")
+                "columns", "curves", "figures", "profiles", "references", "claims", "check", "normalization",
+                "summary")
     raw = reader.mapping(raw, "", top_keys, required=("name", "paper", "baseline", "variants", "envs",
                                                        "metric", "profiles"))
     registry.load_all()
@@ -164,6 +168,7 @@ def load_spec(path: str | Path) -> TaskSpec:
         claims=_claims(reader, raw.get("claims", []), variants, env_names, (metric.name, *columns)),
         check=_check_policy(reader, raw.get("check", {}) or {}),
         normalization=parse_normalization(reader, raw.get("normalization"), env_names, metric.higher_is_better),
+        summary=_choice(reader, raw.get("summary", "mean_ci"), "summary", SUMMARIES),
     )
 
 
@@ -359,7 +364,7 @@ def _claims(reader: Reader, raw: Any, variants: dict[str, Variant], env_names: l
     for i, item in enumerate(items):
         where = f"claims[{i}]"
         item = reader.mapping(item, where, ("id", "text", "kind", "lhs", "op", "rhs", "envs", "test", "alpha",
-                                            "args"), ("id", "text"))
+                                            "args", "margin"), ("id", "text"))
         claim_id = reader.typed(item["id"], f"{where}.id", str, "a string")
         if claim_id in seen:
             raise reader.fail(f"{where}.id", f"duplicate claim id {clip(claim_id)!r}")
@@ -384,10 +389,20 @@ def _claims(reader: Reader, raw: Any, variants: dict[str, Variant], env_names: l
         alpha = reader.typed(item.get("alpha", 0.05), f"{where}.alpha", (int, float), "a number")
         if not 0 < alpha < 1:
             raise reader.fail(f"{where}.alpha", f"expected a number in (0, 1), got {clip(alpha)}")
+        margin = None
+        if test == "noninferiority" or "margin" in item:
+            if test != "noninferiority":
+                raise reader.fail(f"{where}.margin", f"a margin needs test: noninferiority, got test {clip(test)!r}")
+            if "margin" not in item:
+                raise reader.fail(where, "missing required key 'margin' for a noninferiority test")
+            margin = reader.typed(item["margin"], f"{where}.margin", (int, float), "a number")
+            if not margin > 0:
+                raise reader.fail(f"{where}.margin", f"expected a positive number, got {clip(margin)}")
+            margin = float(margin)
         lhs = _selector(reader, item["lhs"], f"{where}.lhs", variants, metrics)
         rhs = _selector(reader, item["rhs"], f"{where}.rhs", variants, metrics)
         claims.append(Claim(claim_id, str(item["text"]), kind, lhs, item["op"], rhs, envs, test, float(alpha),
-                            dict(args)))
+                            dict(args), margin))
     return tuple(claims)
 
 
@@ -416,3 +431,9 @@ def _curves(reader: Reader, raw: Any) -> tuple[tuple[str, ...], dict[str, str], 
                 x_labels[item] = reader.typed(label, f"curves[{i}].{item}", str, "an x-axis label (string)")
         names.append(reader.typed(item, f"curves[{i}]", str, "a name or {name: x-axis label}"))
     return tuple(names), x_labels, y_labels
+
+
+def _choice(reader: Reader, value: Any, where: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise reader.fail(where, f"expected one of {', '.join(choices)}, got {clip(value)!r}")
+    return value

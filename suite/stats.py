@@ -126,10 +126,12 @@ class TestResult:
     p_opposite: float     # one-sided, in the opposite direction
     test: str
     n: tuple[int, int]
+    margin: float | None = None  # non-inferiority: the rhs was scaled by this factor before the test
 
     def describe(self) -> str:
-        name = "t" if self.test == "welch" else "U"
-        return f"{name}={self.statistic:.3g}, p={self.p_value:.3g} (n={self.n[0]},{self.n[1]})"
+        name = "U" if self.test == "mannwhitney" else "t"
+        against = f" vs {self.margin:g} x rhs" if self.margin is not None else ""
+        return f"{name}={self.statistic:.3g}, p={self.p_value:.3g}{against} (n={self.n[0]},{self.n[1]})"
 
 
 def one_sided_test(lhs: ArrayLike, rhs: ArrayLike, op: str, test: str = "welch") -> tuple[float, float]:
@@ -150,12 +152,47 @@ def one_sided_test(lhs: ArrayLike, rhs: ArrayLike, op: str, test: str = "welch")
     return float(result.statistic), float(result.pvalue)
 
 
-def claim_test(lhs: ArrayLike, rhs: ArrayLike, op: str, test: str = "welch", alpha: float = 0.05) -> TestResult:
-    """``holds`` if the one-sided test of ``lhs op rhs`` has p < alpha, ``fails`` if the opposite one does."""
+def claim_test(lhs: ArrayLike, rhs: ArrayLike, op: str, test: str = "welch", alpha: float = 0.05,
+               margin: float | None = None) -> TestResult:
+    """``holds`` if the one-sided test of ``lhs op rhs`` has p < alpha, ``fails`` if the opposite one does.
+
+    ``test="noninferiority"`` tests ``lhs op margin * rhs`` by one-sided Welch t on ``lhs`` against the scaled
+    ``rhs`` (a ratio non-inferiority margin; e.g. op ">" with margin 0.8: lhs keeps at least 80% of rhs).  It
+    ``holds`` when non-inferiority is shown, ``fails`` when ``lhs`` is shown to be on the wrong side of the
+    margin, ``inconclusive`` otherwise (as every claim, the verdict is about evidence, not about the means).
+    """
     lhs, rhs = np.asarray(lhs, dtype=float), np.asarray(rhs, dtype=float)
+    if test == "noninferiority":
+        if margin is None or not margin > 0:
+            raise ValueError(f"a non-inferiority test needs a positive margin, got {margin!r}")
+        rhs, base = rhs * margin, "welch"
+    else:
+        margin, base = None, test
     if lhs.size < 2 or rhs.size < 2:
-        return TestResult("inconclusive", float("nan"), float("nan"), float("nan"), test, (lhs.size, rhs.size))
-    statistic, p_value = one_sided_test(lhs, rhs, op, test)
-    _, p_opposite = one_sided_test(lhs, rhs, ">" if op == "<" else "<", test)
+        return TestResult("inconclusive", float("nan"), float("nan"), float("nan"), test, (lhs.size, rhs.size),
+                          margin)
+    statistic, p_value = one_sided_test(lhs, rhs, op, base)
+    _, p_opposite = one_sided_test(lhs, rhs, ">" if op == "<" else "<", base)
     verdict = "holds" if p_value < alpha else "fails" if p_opposite < alpha else "inconclusive"
-    return TestResult(verdict, statistic, p_value, p_opposite, test, (lhs.size, rhs.size))
+    return TestResult(verdict, statistic, p_value, p_opposite, test, (lhs.size, rhs.size), margin)
+
+
+def welch_seeds_needed(effect: float, sd_lhs: float, sd_rhs: float, alpha: float = 0.05, power: float = 0.8,
+                       max_n: int = 10_000) -> int | None:
+    """Seeds per arm for a one-sided Welch test of a mean difference ``effect`` (> 0, in the claimed direction)
+    to reach ``power`` at level ``alpha``, from per-seed standard deviations (equal arms; the noncentral t with
+    Welch-Satterthwaite degrees of freedom).  ``None`` if the effect is not in the claimed direction or more than
+    ``max_n`` seeds would be needed.  For a non-inferiority claim pass ``effect = mean_lhs - margin * mean_rhs``
+    and ``sd_rhs = margin * sd(rhs)``."""
+    if not effect > 0:
+        return None
+    var_l, var_r = sd_lhs ** 2, sd_rhs ** 2
+    for n in range(2, max_n + 1):
+        se = np.sqrt((var_l + var_r) / n)
+        if se == 0:
+            return n
+        df = (var_l + var_r) ** 2 / ((var_l ** 2 + var_r ** 2) / (n - 1)) if var_l + var_r > 0 else 2 * n - 2
+        critical = scipy_stats.t.ppf(1 - alpha, df)
+        if scipy_stats.nct.sf(critical, df, effect / se) >= power:
+            return n
+    return None

@@ -158,3 +158,28 @@ def test_greedy_fn_is_the_forward_argmax_and_follows_updates(kind: str, shape: t
             expected = q(states).argmax(1)
         assert [greedy(s.numpy()) for s in states] == expected.tolist()
         assert len(set(expected.tolist())) > 1  # the states really disagree, so the check can fail
+
+
+def test_discounted_returns_by_hand() -> None:
+    assert dqn_module.discounted_returns([1.0, 0.0, 2.0], 0.5) == [1.0 + 0.5 * 0.0 + 0.25 * 2.0, 1.0, 2.0]
+    assert dqn_module.discounted_returns([], 0.99) == []
+
+
+def test_q_overestimation_compares_the_nets_values_with_realised_returns(monkeypatch) -> None:
+    """The final evaluation records max_a Q(s, a) at every visited state and the discounted return from there
+    (van Hasselt et al. 2016); the metric is their mean difference, and recording it leaves the actions alone."""
+    hp = dict(TINY, eval_episodes=2)
+    module = train_dqn("CartPole-v1", 0, hp)
+    out = module.run_output()
+    estimates, realised = np.array(module.q_estimates).T
+    assert estimates.size > 0
+    # CartPole pays +1 per step, so G_t is a geometric sum of the steps left: 1 at the last, < 1 / (1 - gamma)
+    assert realised.min() == 1.0 and realised.max() < 1 / (1 - module.hparams.gamma)
+    assert out.metrics["q_overestimation"] == pytest.approx(float((estimates - realised).mean()))
+    assert out.metrics["mean_q_estimate"] == pytest.approx(float(estimates.mean()))
+    assert out.metrics["mean_discounted_return"] == pytest.approx(float(realised.mean()))
+    # the same run without recording evaluates identically (same eval RNG stream, same greedy actions)
+    plain = DQN.evaluate
+    monkeypatch.setattr(DQN, "evaluate", lambda self, estimates=False: plain(self, False))
+    again = train_dqn("CartPole-v1", 0, hp)
+    assert again.q_estimates == [] and again.run_output().curves["eval_return"] == out.curves["eval_return"]

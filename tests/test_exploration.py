@@ -188,3 +188,21 @@ def test_shared_terms_give_the_same_values_and_gradients() -> None:
     for name, grad in grads.items():
         torch.testing.assert_close(shared_grads[name], grad)
     assert grads["log_std"].abs().sum() > 0  # the log-std really receives gradient through the shared terms
+
+
+@pytest.mark.parametrize("noise, use_expln", [("gaussian", False), ("gsde", False), ("gsde", True), ("lattice", False)])
+def test_match_initial_std_equalises_the_sampled_action_spread(noise: str, use_expln: bool) -> None:
+    torch.manual_seed(0)
+    head = ExplorationHead(16, 3, noise, log_std_init=-1.0, std_clip=(1e-3, 10.0), use_expln=use_expln)
+    latents = torch.rand(8, 16)
+    assert head.match_initial_std(latents, 0.3) == pytest.approx(0.3, rel=1e-5)
+    # the empirical spread of sampled actions agrees: many noise draws for each state
+    samples = []
+    for _ in range(4000):
+        head.reset_noise(8)
+        with torch.no_grad():
+            action, mean = head(latents)
+        samples.append(action - mean)
+    assert torch.stack(samples).std(0).mean().item() == pytest.approx(0.3, rel=0.05)
+    with pytest.raises(ValueError, match="positive"):
+        head.match_initial_std(latents, 0.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning
+import pytest
 import torch
 
 from suite.api import RunContext, RunOutput
@@ -45,3 +46,14 @@ def test_ppo_lattice_run_is_deterministic_and_reports_noise_metrics(tmp_path: Pa
     assert a.metrics["energy"] > 0.0
     c = run_ppo(tmp_path, "HalfCheetah-v5", seed=1, **kw)
     assert c.metrics != a.metrics
+
+
+def test_init_action_std_equalises_the_three_noises() -> None:
+    """Equal initial exploration whatever the parametrisation: the per-joint noise std over the first states."""
+    from baselines.ppo import PPO
+
+    for noise in ("gaussian", "gsde", "lattice"):
+        module = PPO("InvertedPendulum-v5", seed=0, noise=noise, n_envs=4, hidden=[64, 64], init_action_std=0.4)
+        with torch.no_grad():
+            cov = module.head.distribution(module.actor(module.obs)).covariance()
+        assert cov.diagonal(dim1=-2, dim2=-1).sqrt().mean().item() == pytest.approx(0.4, rel=1e-5)

@@ -9,7 +9,7 @@ import pytest
 from suite.cli import main
 from suite.report import build_report, write_benchmarks
 from suite.runner import plan_jobs
-from suite.spec import load_spec
+from suite.spec import SpecError, load_spec
 from suite.store import record_path, write_record
 
 
@@ -163,3 +163,19 @@ def test_a_claim_on_a_metric_no_record_has_is_flagged(toy_results, write_spec):
     outcome = build_report(spec, "smoke", toy_results, figures=False).claims[0]
     assert outcome.verdict == "inconclusive"
     assert outcome.detail == "⚠ no `ok` record has metric acc; recorded metrics: final_loss, weight_error"
+
+
+def test_median_iqr_summary_resists_heavy_tails(write_spec):
+    """`summary: median_iqr` (Lucic et al.'s view of a hyperparameter search): one diverged run at 1e12 moves the
+    mean by ~1e11 but neither the median nor the quartiles shown in the cell."""
+    import numpy as np
+
+    from suite.report import Cell
+
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 1e12])
+    robust = Cell("v", "e", "kid", values, (float("nan"), float("nan")), "median_iqr")
+    assert robust.center == 4.5 and robust.text() == "4.5 [2.75, 6.25] (n=8)"
+    assert Cell("v", "e", "kid", values, (1.0, 2.0)).center == pytest.approx(1.25e11, rel=1e-6)
+    assert load_spec(write_spec({"curves: [loss]": "curves: [loss]\nsummary: median_iqr"})).summary == "median_iqr"
+    with pytest.raises(SpecError, match=r"summary: expected one of mean_ci, median_iqr, got 'mode'"):
+        load_spec(write_spec({"curves: [loss]": "curves: [loss]\nsummary: mode"}))

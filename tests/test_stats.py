@@ -73,3 +73,31 @@ def test_mann_whitney_one_sided():
 
 def test_too_few_seeds_is_inconclusive():
     assert stats.claim_test([1.0], [2.0, 3.0], "<").verdict == "inconclusive"
+
+
+def test_noninferiority_scales_the_rhs_by_the_margin():
+    # lhs mean 9, rhs mean 10: not better (Welch > is inconclusive), but clearly above 0.8 x rhs = 8.
+    lhs, rhs = np.array([8.9, 9.0, 9.1, 9.0]), np.array([9.9, 10.0, 10.1, 10.0])
+    result = stats.claim_test(lhs, rhs, ">", "noninferiority", margin=0.8)
+    t, _ = stats.one_sided_test(lhs, 0.8 * rhs, ">", "welch")
+    assert result.verdict == "holds" and result.statistic == pytest.approx(t) and result.margin == 0.8
+    assert "vs 0.8 x rhs" in result.describe()
+    assert stats.claim_test(lhs, rhs, ">", "welch").verdict == "fails"
+    # Clearly below the margin (mean 5 < 8): shown inferior.
+    assert stats.claim_test(lhs - 4, rhs, ">", "noninferiority", margin=0.8).verdict == "fails"
+    # Near the margin with noisy seeds: neither shown.
+    noisy = np.array([4.0, 12.0, 7.0, 9.5])
+    assert stats.claim_test(noisy, rhs, ">", "noninferiority", margin=0.8).verdict == "inconclusive"
+    # Lower-is-better form: lhs < 1.25 x rhs.
+    assert stats.claim_test(rhs * 1.1, rhs, "<", "noninferiority", margin=1.25).verdict == "holds"
+    with pytest.raises(ValueError, match="positive margin"):
+        stats.claim_test(lhs, rhs, ">", "noninferiority")
+
+
+def test_welch_seeds_needed_by_hand():
+    # effect 1 sd per arm of 1: the normal approximation n = 2 (z_.95 + z_.8)^2 = 12.4; the t correction adds ~1.
+    n = stats.welch_seeds_needed(1.0, 1.0, 1.0)
+    assert n in (13, 14)
+    assert stats.welch_seeds_needed(2.0, 1.0, 1.0) < n < stats.welch_seeds_needed(0.5, 1.0, 1.0)
+    assert stats.welch_seeds_needed(-1.0, 1.0, 1.0) is None
+    assert stats.welch_seeds_needed(1e-3, 1.0, 1.0, max_n=50) is None
