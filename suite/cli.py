@@ -128,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_report:
         for spec in specs:
             report = build_report(spec, args.profile, root)
-            _print_corrupt(report.errors)
+            _print_corrupt(report.errors, report.stale)
             markdown, _ = write_task_outputs(report, root)
             if report.records:  # a skipped task has no table to show (`_jobs` said why)
                 print(f"\n## {spec.title} — {args.profile}{overrides_note(report.records)} ({markdown})\n\n"
@@ -141,10 +141,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _print_corrupt(errors: list[str]) -> None:
+def _print_corrupt(errors: list[str], stale: list[str] = ()) -> None:
     # on the console too, not only in table.md: a reader of the terminal must see that a cell lost a seed
     for error in errors:
         print(f"corrupt record ignored (re-run the sweep to replace it): {error}", file=sys.stderr)
+    for note in stale:
+        print(f"stale records left out (re-run the sweep to replace them): {note}", file=sys.stderr)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -163,7 +165,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         statuses: Counter = Counter()
         for spec in specs:
             report = build_report(spec, args.profile, root)
-            _print_corrupt(report.errors)
+            _print_corrupt(report.errors, report.stale)
             markdown, csv_path = write_task_outputs(report, root)
             skip = spec.profiles[args.profile].skip if args.profile in spec.profiles else None
             if not report.records:  # no empty tables: one line says why there is nothing

@@ -6,7 +6,7 @@ import csv
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from suite.claims import ClaimOutcome, evaluate_claims, per_seed_values
 from suite.figures.aggregate import AGGREGATE_FIGURES
 from suite.plots import curve_figure
 from suite.spec import TaskSpec
-from suite.store import scan
+from suite.store import config_hash, scan
 
 BENCHMARK_PROFILES = ("cpu", "smoke")  # BENCHMARKS.md shows the first profile that has records
 
@@ -68,6 +68,7 @@ class TaskReport:
     claims: list[ClaimOutcome]
     figures: list[Path]
     status_counts: dict[tuple[str, str], Counter]
+    stale: list[str] = field(default_factory=list)  # records made under another config of this spec, left out
 
 
 def _num(value: float | None) -> str:
@@ -94,6 +95,7 @@ def build_report(spec: TaskSpec, profile: str, root: Path, figures: bool = True)
     records, errors = scan(root, profile, spec.name)
     chosen = spec.profiles[profile]
     records = [r for r in records if r["variant"] in chosen.variants and r["env"] in chosen.envs]
+    records, stale = _current_config(spec, profile, records)
     values = per_seed_values(records)
     cells = {}
     for variant in chosen.variants:
@@ -116,7 +118,30 @@ def build_report(spec: TaskSpec, profile: str, root: Path, figures: bool = True)
         # every task with several variants gets the rliable figures; a spec lists only its own figures
         for name in (*AGGREGATE_FIGURES, *(f for f in spec.figures if f not in AGGREGATE_FIGURES)):
             drawn.extend(registry.FIGURES[name](spec, records, out_dir / "figures") or [])
-    return TaskReport(spec, profile, records, errors, cells, evaluate_claims(spec, profile, records), drawn, counts)
+    return TaskReport(spec, profile, records, errors, cells, evaluate_claims(spec, profile, records), drawn, counts,
+                      stale)
+
+
+def _current_config(spec: TaskSpec, profile: str,
+                    records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Split records into those made with what the spec resolves to now and stale ones (one message per cell).
+
+    A spec edit changes a cell's config hash; its old records stay on disk until a sweep replaces them, and mixing
+    them into a table would average two protocols. Runs made with ``suite run -o`` are kept (their header says so).
+    """
+    expected: dict[tuple[str, str], str] = {}
+    current, stale = [], Counter()
+    for record in records:
+        cell = (record["variant"], record["env"])
+        if cell not in expected:
+            baseline, hparams = spec.resolve(*cell[:1], profile)
+            expected[cell] = config_hash(baseline, cell[1], hparams)
+        if record.get("overrides") or record["config_hash"] == expected[cell]:
+            current.append(record)
+        else:
+            stale[cell] += 1
+    return current, [f"{variant}/{env}: {n} record(s) made under another config of this spec"
+                     for (variant, env), n in sorted(stale.items())]
 
 
 def _status_note(report: TaskReport, variant: str, env: str) -> str:
@@ -331,6 +356,7 @@ def task_section(report: TaskReport, relative_to: Path, heading: str = "##") -> 
         parts += [spec.protocol.strip(), ""]
     if not report.records:
         skipped = [f"`{p.name}`: {p.skip}" for p in spec.profiles.values() if p.skip]
+        parts += [f"> ⚠ stale, left out (re-run the sweep to replace them): {note}" for note in report.stale]
         parts += [f"No records yet: run `suite run {spec.path.as_posix()} --profile {report.profile}`."
                   + (" Not runnable here — " + "; ".join(skipped) if skipped else ""), ""]
         refs = reference_tables(spec, ())
@@ -339,6 +365,8 @@ def task_section(report: TaskReport, relative_to: Path, heading: str = "##") -> 
         return "\n".join(parts)
     for error in report.errors:
         parts.append(f"> ⚠ corrupt record ignored: {error}")
+    for note in report.stale:
+        parts.append(f"> ⚠ stale, left out (re-run the sweep to replace them): {note}")
     shown = ("median [interquartile range] (n runs)" if spec.summary == "median_iqr"
              else "mean [95% bootstrap CI] (n seeds)")
     parts += [f"Ours: {shown}; primary metric `{spec.metric.name}` "
@@ -366,17 +394,17 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def write_benchmarks(specs: list[TaskSpec], root: Path, out: Path,
-                     on_corrupt: Callable[[list[str]], None] | None = None) -> Path:
+                     on_corrupt: Callable[[list[str], list[str]], None] | None = None) -> Path:
     """Regenerate BENCHMARKS.md: per task, the first profile of BENCHMARK_PROFILES that has records.
 
-    ``on_corrupt`` sees each task's corrupt-record messages (the CLI prints them).
+    ``on_corrupt`` sees each task's corrupt-record and stale-record messages (the CLI prints them).
     """
     sections, index = [], []
     for spec in specs:
         profile = next((p for p in BENCHMARK_PROFILES if scan(root, p, spec.name)[0]), BENCHMARK_PROFILES[0])
         report = build_report(spec, profile, root)
         if on_corrupt is not None:
-            on_corrupt(report.errors)
+            on_corrupt(report.errors, report.stale)
         write_task_outputs(report, root)
         verdicts = Counter(c.verdict for c in report.claims)
         shown = f"`{profile}`" if report.records else "— (not runnable here)"

@@ -179,3 +179,14 @@ def test_median_iqr_summary_resists_heavy_tails(write_spec):
     assert load_spec(write_spec({"curves: [loss]": "curves: [loss]\nsummary: median_iqr"})).summary == "median_iqr"
     with pytest.raises(SpecError, match=r"summary: expected one of mean_ci, median_iqr, got 'mode'"):
         load_spec(write_spec({"curves: [loss]": "curves: [loss]\nsummary: mode"}))
+
+
+def test_records_of_an_earlier_config_are_left_out_and_named(toy_results, write_spec):
+    """A spec edit changes a cell's config hash: its old records must not be averaged with the new protocol."""
+    edited = load_spec(write_spec({"slow: {lr: 0.01}": "slow: {lr: 0.0123}"}, name="edited.yaml"))
+    fresh = build_report(load_spec(write_spec()), "smoke", toy_results, figures=False)
+    report = build_report(edited, "smoke", toy_results, figures=False)
+    assert not fresh.stale and report.stale == ["slow/toy-a: 3 record(s) made under another config of this spec",
+                                                "slow/toy-b: 3 record(s) made under another config of this spec"]
+    assert report.cells[("slow", "toy-a", "weight_error")].n == 0
+    assert report.cells[("fast", "toy-a", "weight_error")].n == 3
