@@ -17,7 +17,7 @@ import yaml
 from suite import registry
 from suite.report import budget
 from suite.runner import Job
-from suite.spec import TaskSpec, _check_type
+from suite.spec import TaskSpec
 from suite.spec_reader import Reader, SpecError
 from suite.store import config_hash, scan
 
@@ -54,7 +54,7 @@ def apply_overrides(spec: TaskSpec, jobs: list[Job], overrides: dict[str, Any]) 
             raise reader.fail(key, f"not a hyperparameter of {', '.join(sorted({j.baseline for j in jobs}))}; "
                               f"valid: {', '.join(valid)}")
         for baseline in owners:
-            _check_type(reader, value, registry.get_baseline(baseline).defaults[key], key)
+            reader.like_default(value, registry.get_baseline(baseline).defaults[key], key)
     changed = []
     for job in jobs:
         own = {k: v for k, v in overrides.items() if k in registry.get_baseline(job.baseline).defaults}

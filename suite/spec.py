@@ -7,7 +7,6 @@ See docs/task-spec.md for the format.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +14,7 @@ from typing import Any
 
 from suite import registry
 from suite.normalization import Normalization, parse_normalization
-from suite.spec_reader import SAFE_ENV, Reader, SpecError, clip, describe, load_yaml
-from suite.store import slug
+from suite.spec_reader import SAFE_ENV, Reader, SpecError, clip, load_yaml
 
 PROFILES_REQUIRED = ("smoke", "cpu", "paper")
 TESTS = ("welch", "mannwhitney", "noninferiority")
@@ -150,7 +148,7 @@ def load_spec(path: str | Path) -> TaskSpec:
                     reader.typed(metric_raw["higher_is_better"], "metric.higher_is_better", bool, "a bool"))
     columns = reader.strings(raw.get("columns", [metric.name]), "columns")
     profiles = _profiles(reader, raw["profiles"], variants, envs, env_names)
-    _no_shared_file_names(reader, "envs", [*envs, *(e for p in profiles.values() for e in p.envs)])
+    reader.distinct_file_names("envs", [*envs, *(e for p in profiles.values() for e in p.envs)])
     curves, curve_x_labels, curve_y_labels = _curves(reader, raw.get("curves", []))
     figures = reader.strings(raw.get("figures", []), "figures")
     for i, figure in enumerate(figures):
@@ -196,49 +194,7 @@ def _check_hparams(reader: Reader, overrides: dict[str, Any], baseline: str, whe
         if key not in defaults:
             raise reader.fail(f"{where}.{key}", f"unknown hyperparameter of baseline {baseline!r}; "
                               f"valid: {', '.join(sorted(defaults))}")
-        _check_type(reader, value, defaults[key], f"{where}.{key}")
-
-
-def _check_type(reader: Reader, value: Any, default: Any, where: str) -> None:
-    _check_finite(reader, value, where)
-    if default is None or value is None:
-        return
-    if isinstance(default, bool):
-        expected: tuple[type, ...] = (bool,)
-    elif isinstance(default, float):
-        expected = (int, float)
-    elif isinstance(default, int):
-        expected = (int,)
-    elif isinstance(default, (list, tuple)):
-        expected = (list, tuple)
-    else:
-        expected = (type(default),)
-    what = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "mapping"}
-    if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
-        raise reader.fail(where, f"expected {what.get(expected[-1], expected[-1].__name__)}, got {describe(value)}")
-
-
-def _check_finite(reader: Reader, value: Any, where: str) -> None:
-    """NaN or inf anywhere in a hyperparameter (lists included) would only fail every run later."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise reader.fail(where, f"expected a finite number, got {value}")
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_finite(reader, item, f"{where}[{i}]")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_finite(reader, item, f"{where}.{key}")
-
-
-def _no_shared_file_names(reader: Reader, where: str, names: list[str]) -> None:
-    """Two names whose records would share one file (``a/b`` and ``a-b``; ``A`` and ``a`` on macOS) are an error."""
-    seen: dict[str, str] = {}
-    for name in dict.fromkeys(names):
-        key = slug(name).casefold()
-        if key in seen:
-            raise reader.fail(where, f"{seen[key]!r} and {name!r} would share the record file name {slug(name)!r}; "
-                              "rename one")
-        seen[key] = name
+        reader.like_default(value, defaults[key], f"{where}.{key}")
 
 
 def _env_names(reader: Reader, raw: Any, where: str, env_names: list[str]) -> tuple[str, ...]:
@@ -266,7 +222,7 @@ def _variants(reader: Reader, raw: Any, default_baseline: str, params: dict[str,
         shared = {k: v for k, v in params.items() if k in registry.BASELINES[baseline].defaults}
         _check_hparams(reader, shared, baseline, "params")
         variants[name] = Variant(name, baseline, overrides, own_envs)
-    _no_shared_file_names(reader, "variants", list(variants))
+    reader.distinct_file_names("variants", list(variants))
     known = set().union(*(registry.BASELINES[v.baseline].defaults for v in variants.values()))
     for key in params:
         if key not in known:

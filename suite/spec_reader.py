@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from suite.store import slug
+
 MAX_BYTES = 1_000_000  # shipped specs are a few kB; a megabyte is a mistake or an attack, not a task
 MAX_DEPTH = 32  # the deepest shipped spec nests 5 levels; deeper input would only exhaust the recursion limit
 MAX_ECHO = 80  # characters of a found value an error message repeats
@@ -138,6 +140,46 @@ class Reader:
             if item not in valid:
                 raise self.fail(f"{where}[{i}]", f"unknown {what} {clip(item)!r}; valid: {', '.join(valid)}")
         return tuple(items)
+
+    def like_default(self, value: Any, default: Any, where: str) -> None:
+        """A hyperparameter value of the default's type (an int passes for a float), finite throughout."""
+        self.finite(value, where)
+        if default is None or value is None:
+            return
+        if isinstance(default, bool):
+            expected: tuple[type, ...] = (bool,)
+        elif isinstance(default, float):
+            expected = (int, float)
+        elif isinstance(default, int):
+            expected = (int,)
+        elif isinstance(default, (list, tuple)):
+            expected = (list, tuple)
+        else:
+            expected = (type(default),)
+        what = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "mapping"}
+        if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+            raise self.fail(where, f"expected {what.get(expected[-1], expected[-1].__name__)}, got {describe(value)}")
+
+    def finite(self, value: Any, where: str) -> None:
+        """NaN or inf anywhere in a hyperparameter (lists included) would only fail every run later."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(where, f"expected a finite number, got {value}")
+        if isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                self.finite(item, f"{where}[{i}]")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                self.finite(item, f"{where}.{key}")
+
+    def distinct_file_names(self, where: str, names: list[str]) -> None:
+        """Two names whose records would share one file (``a/b`` and ``a-b``; ``A`` and ``a`` on macOS) are an error."""
+        seen: dict[str, str] = {}
+        for name in dict.fromkeys(names):
+            key = slug(name).casefold()
+            if key in seen:
+                raise self.fail(where, f"{seen[key]!r} and {name!r} would share the record file name "
+                                f"{slug(name)!r}; rename one")
+            seen[key] = name
 
     def strings(self, raw: Any, where: str) -> tuple[str, ...]:
         items = self.typed(raw, where, list, "a list of strings")
