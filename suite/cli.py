@@ -55,9 +55,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace, specs: list[TaskSpec]):
-    from suite import registry
-    from suite.distributed import world_size_of
-    from suite.runner import plan_jobs
+    from suite.api import world_size_of
+    from suite.jobs import plan_jobs
 
     jobs = {}
     for spec in specs:

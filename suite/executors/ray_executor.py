@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from suite import numerics
-from suite.runner import Job, failed_record, run_one
+from suite.jobs import Job
+from suite.runner import failed_record, run_one
 from suite.store import GIT_ENV, read_record, write_record
 from suite.sweep import THREAD_ENV, SweepSummary, begin_sweep
 
