@@ -28,6 +28,15 @@ def test_list_a_real_baseline_lists_its_whole_defaults(capsys):
     assert "EWC / online EWC / L2 / MAS penalty strength (lambda)" in out  # the comment beside the default
 
 
+def test_every_shipped_hyperparameter_has_a_doc():
+    """A new hyperparameter comes with its one-line doc (a trailing comment on its default, or docs=)."""
+    registry.load_all()
+    missing = [f"{name}.{param.name}" for name, entry in sorted(registry.BASELINES.items())
+               if entry.fit.__module__.startswith("baselines.") for param in registry.hyperparameters(name)
+               if not param.doc]
+    assert not missing, "hyperparameters without a doc: " + ", ".join(missing)
+
+
 def test_unknown_baseline_is_one_line_and_exit_2(capsys):
     assert main(["list", "no_such_baseline"]) == 2
     captured = capsys.readouterr()
