@@ -19,8 +19,17 @@ from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
 
 DEFAULTS = dict(
-    COMMON_DEFAULTS, n_envs=8, n_steps=5, learning_rate=7e-4, rms_alpha=0.99, rms_eps=1e-5, gae_lambda=1.0,
-    ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, updates_per_step=16,
+    COMMON_DEFAULTS,
+    n_envs=8,  # parallel envs
+    n_steps=5,  # steps per env per update (n-step returns)
+    learning_rate=7e-4,  # RMSprop learning rate
+    rms_alpha=0.99,  # RMSprop smoothing constant
+    rms_eps=1e-5,  # RMSprop epsilon
+    gae_lambda=1.0,  # GAE lambda (1 = plain n-step returns)
+    ent_coef=0.01,  # entropy bonus coefficient
+    vf_coef=0.5,  # value-loss coefficient
+    max_grad_norm=0.5,  # gradient-norm clip
+    updates_per_step=16,  # A2C updates per Lightning training_step (speed only)
 )
 
 

@@ -55,14 +55,35 @@ from suite.registry import register_baseline
 # gradient momentum; GRAD_MOMENTUM was defined there but never passed, and a 2024 commit passing it was reverted);
 # the task spec switches to Nature's for `paper`.
 DEFAULTS: dict = dict(
-    replay=True, target_network=True, double=False, dueling=False,
-    net="auto", hidden=[64, 64],
-    total_frames=100_000, buffer_size=100_000, batch_size=32, learning_starts=5_000, train_freq=1,
-    target_update=1_000, gamma=0.99,
-    optimizer="rmsprop", lr=2.5e-4, rms_alpha=0.95, rms_eps=0.01, rms_momentum=0.0, rms_centered=True,
-    eps_start=1.0, eps_end=0.1, eps_decay_frames=100_000,
-    eval_eps=0.05, eval_every=10_000, eval_episodes=5, eval_max_steps=0,
-    clip_rewards=True, life_loss_terminal=True, chunk=1_000,
+    replay=True,  # sample minibatches from a replay buffer; False = learn from each newest transition only
+    target_network=True,  # bootstrap from a periodically synced copy of the Q-network; False = from itself
+    double=False,  # Double DQN: the online network picks the next action, the target network values it
+    dueling=False,  # dueling head: separate state-value and advantage streams
+    net="auto",  # mlp | minatar | nature; auto = by env kind (classic control, MinAtar, Atari)
+    hidden=[64, 64],  # hidden widths of the mlp network
+    total_frames=100_000,  # agent steps of training
+    buffer_size=100_000,  # replay capacity in transitions
+    batch_size=32,  # transitions per update
+    learning_starts=5_000,  # agent steps before the first update (and before epsilon starts decaying)
+    train_freq=1,  # agent steps per update
+    target_update=1_000,  # updates between target-network syncs
+    gamma=0.99,  # discount factor
+    optimizer="rmsprop",  # rmsprop | adam
+    lr=2.5e-4,  # learning rate
+    rms_alpha=0.95,  # RMSprop smoothing constant of the squared gradients
+    rms_eps=0.01,  # RMSprop epsilon
+    rms_momentum=0.0,  # RMSprop momentum
+    rms_centered=True,  # centered RMSprop (normalise by the gradient's variance estimate)
+    eps_start=1.0,  # epsilon-greedy exploration: initial epsilon
+    eps_end=0.1,  # final epsilon
+    eps_decay_frames=100_000,  # agent steps of the linear decay from eps_start to eps_end
+    eval_eps=0.05,  # epsilon of the evaluation policy
+    eval_every=10_000,  # agent steps between evaluations (and one at the end)
+    eval_episodes=5,  # episodes per evaluation; 0 = no evaluation
+    eval_max_steps=0,  # step cap of an evaluation episode; 0 = the env's own cap
+    clip_rewards=True,  # train on the sign of the reward (in evaluation returns too)
+    life_loss_terminal=True,  # losing a life ends the bootstrapped return (Atari), not the episode
+    chunk=1_000,  # agent steps per Lightning training_step (progress and divergence checks between chunks)
 )
 
 

@@ -133,9 +133,22 @@ class GAN(pl.LightningModule):
 
 SEARCH_KEYS = ("lr", "beta1", "n_critic", "d_batchnorm", "gp_lambda", "clip")
 DEFAULTS: dict[str, Any] = dict(
-    loss="ns", z_dim=64, width=64, lr=2e-4, beta1=0.5, n_critic=1, d_batchnorm=True, gp_lambda=10.0, clip=0.01,
-    batch_size=64, train_steps=2000, eval_samples=2000, num_evals=4, num_hparam_settings=0, search_seed=2018,
-    driver="trainer",
+    loss="ns",  # mm | ns | lsgan | wgan | wgan_gp | dragan (see the module docstring)
+    z_dim=64,  # latent dimension
+    width=64,  # network width scale (64 = the paper's nets; 2-D data: 8 x width hidden units)
+    lr=2e-4,  # Adam learning rate of both networks
+    beta1=0.5,  # Adam beta1 of both networks
+    n_critic=1,  # discriminator updates per generator update
+    d_batchnorm=True,  # batch norm in the discriminator
+    gp_lambda=10.0,  # gradient-penalty weight lambda (wgan_gp, dragan)
+    clip=0.01,  # weight clip c of the critic (wgan)
+    batch_size=64,  # minibatch size
+    train_steps=2000,  # discriminator updates (one minibatch each)
+    eval_samples=2000,  # generated samples for the final FID / IS / KID
+    num_evals=4,  # FID evaluations over training (curve fid)
+    num_hparam_settings=0,  # H > 0: seed s trains setting s % H of the random search (overrides lr, beta1, ...)
+    search_seed=2018,  # seed of the random hyperparameter search
+    driver="trainer",  # trainer (Lightning Trainer) | loop (plain loop, same numbers, less overhead)
 )
 
 

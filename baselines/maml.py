@@ -77,7 +77,8 @@ class MAML(SineMetaLearner):
 
 
 @register_baseline("maml", defaults={**SINE_DEFAULTS, "first_order": False}, env_families=("sinusoid",),
-                   module_class=MAML, distributed=True)
+                   module_class=MAML, distributed=True,
+                   docs={"first_order": "FOMAML: no second-order terms through the inner loop"})
 def fit_maml(ctx: RunContext) -> RunOutput:
     """MAML (second order; first_order=True gives FOMAML) on sinusoid regression."""
     return fit_sine(MAML, ctx)

@@ -32,20 +32,20 @@ PAPER = {5: {"meta_batch": 32, "inner_lr": 0.4, "inner_steps": 1, "eval_steps": 
 EVAL_SEED = 20170310
 
 DEFAULTS: dict[str, Any] = {
-    "channels": 64,
-    "meta_iterations": 60000,
-    "meta_batch": None,
-    "inner_lr": None,
-    "inner_steps": None,
-    "eval_steps": None,
-    "outer_lr": 1e-3,
-    "first_order": False,
+    "channels": 64,  # filters per conv layer
+    "meta_iterations": 60000,  # meta-updates of training
+    "meta_batch": None,  # tasks per meta-iteration; None = the paper's for N (5-way 32, 20-way 16)
+    "inner_lr": None,  # inner-loop SGD step size; None = the paper's for N (5-way 0.4, 20-way 0.1)
+    "inner_steps": None,  # inner-loop steps in meta-training; None = the paper's for N (5-way 1, 20-way 5)
+    "eval_steps": None,  # adaptation steps at test time; None = the paper's for N (5-way 3, 20-way 5)
+    "outer_lr": 1e-3,  # Adam learning rate of the meta-update
+    "first_order": False,  # FOMAML: no second-order terms through the inner loop
     "k_query": None,  # query drawings per class; None: K, as in the reference code
-    "rotations": True,
-    "eval_tasks": 600,
-    "eval_batch": 50,
-    "iters_per_step": 10,
-    "curve_points": 50,
+    "rotations": True,  # 90/180/270-degree rotations of each character count as new classes
+    "eval_tasks": 600,  # held-out episodes of the evaluation
+    "eval_batch": 50,  # held-out episodes evaluated at once
+    "iters_per_step": 10,  # meta-iterations per Lightning training_step
+    "curve_points": 50,  # points of the meta_loss learning curve
 }
 
 

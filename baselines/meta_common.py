@@ -33,17 +33,17 @@ from suite.envs.sinusoid import SineTasks, eval_tasks, k_shot_of, sample_tasks
 Params = list[torch.Tensor]  # [W1, b1, W2, b2, ...]; W (out, in) or (T, out, in), b (out,) or (T, out)
 
 SINE_DEFAULTS: dict[str, Any] = {
-    "hidden": 40,  # 1-40-40-1 ReLU MLP (Finn et al. Sec. 5.1)
-    "layers": 2,
-    "meta_batch": 25,
-    "meta_iterations": 70000,
+    "hidden": 40,  # units per hidden layer (1-40-40-1 ReLU MLP, Finn et al. Sec. 5.1)
+    "layers": 2,  # hidden layers of the MLP
+    "meta_batch": 25,  # tasks per meta-iteration
+    "meta_iterations": 70000,  # meta-updates of training
     "k_query": None,  # query points per task during meta-training; None: K, as in the reference code
-    "inner_lr": 0.01,
-    "inner_steps": 1,
-    "outer_lr": 1e-3,
-    "eval_tasks": 600,
-    "eval_query": 100,
-    "eval_steps": 10,
+    "inner_lr": 0.01,  # step size of the inner-loop (adaptation) SGD during meta-training
+    "inner_steps": 1,  # inner-loop SGD steps during meta-training
+    "outer_lr": 1e-3,  # Adam learning rate of the meta-update
+    "eval_tasks": 600,  # held-out tasks of the evaluation
+    "eval_query": 100,  # query points per held-out task
+    "eval_steps": 10,  # adaptation steps at test time (mse_step0 .. mse_step<eval_steps>)
     "eval_lr": 0.01,  # the same step size for every variant at test time, as in Fig. 2
     "iters_per_step": 50,  # meta-iterations per Lightning training_step
     "curve_points": 50,  # points of the meta_loss learning curve

@@ -24,8 +24,14 @@ from suite.api import RunOutput, check_finite
 
 LOG_2PI = math.log(2 * math.pi)
 COMMON_DEFAULTS = dict(
-    total_steps=100_000, gamma=0.99, hidden=[64, 64], activation="tanh", log_std_init=0.0,
-    threshold_fraction=0.95, eval_episodes=10, n_evals=10,
+    total_steps=100_000,  # env steps of training, summed over the parallel envs
+    gamma=0.99,  # discount factor
+    hidden=[64, 64],  # hidden widths of policy and value networks
+    activation="tanh",  # hidden activation (see baselines.rollout.ACTIVATIONS)
+    log_std_init=0.0,  # initial log-std of the Gaussian policy (continuous actions)
+    threshold_fraction=0.95,  # steps_to_threshold: when the last 10 returns average this fraction of the time limit
+    eval_episodes=10,  # episodes per evaluation
+    n_evals=10,  # evaluations over the run (learning-curve points)
 )
 
 

@@ -27,11 +27,32 @@ from suite.api import RunContext, RunOutput, Throttle, check_finite
 from suite.registry import register_baseline
 
 DEFAULTS = dict(
-    total_steps=1_000_000, n_envs=16, n_steps=512, batch_size=128, n_epochs=20, learning_rate=3e-5,
-    gamma=0.99, gae_lambda=0.9, clip_range=0.4, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
-    hidden=[256, 256], activation="relu", norm_obs=True, norm_reward=True,
-    noise="gaussian", sde_sample_freq=4, log_std_init=-2.0, alpha=1.0, std_clip=[1e-3, 10.0], std_reg=0.0,
-    use_expln=False, init_action_std=0.0, eval_episodes=10, n_evals=10,
+    total_steps=1_000_000,  # env steps of training, summed over the parallel envs
+    n_envs=16,  # parallel training envs
+    n_steps=512,  # steps per env per rollout
+    batch_size=128,  # minibatch size of the PPO epochs
+    n_epochs=20,  # passes over each rollout
+    learning_rate=3e-5,  # Adam learning rate
+    gamma=0.99,  # discount factor
+    gae_lambda=0.9,  # GAE lambda
+    clip_range=0.4,  # PPO clip range of the probability ratio
+    ent_coef=0.0,  # entropy bonus coefficient
+    vf_coef=0.5,  # value-loss coefficient
+    max_grad_norm=0.5,  # gradient-norm clip
+    hidden=[256, 256],  # hidden widths of actor and critic
+    activation="relu",  # hidden activation (see baselines.rollout.ACTIVATIONS)
+    norm_obs=True,  # normalise observations by running mean and std
+    norm_reward=True,  # scale rewards by the running std of the discounted return
+    noise="gaussian",  # exploration noise: gaussian | gsde | lattice
+    sde_sample_freq=4,  # gSDE/Lattice: rollout steps between noise resamples; -1 = once per rollout
+    log_std_init=-2.0,  # initial log-std of the action noise
+    alpha=1.0,  # Lattice: weight of the correlated (latent-perturbation) noise
+    std_clip=[1e-3, 10.0],  # Lattice: [min, max] of the noise std
+    std_reg=0.0,  # Lattice: std of extra independent action noise
+    use_expln=False,  # gSDE's expln: the std grows logarithmically above 1 instead of exponentially
+    init_action_std=0.0,  # > 0: shift the log-std so the initial per-joint action std is this (any noise type)
+    eval_episodes=10,  # episodes per evaluation
+    n_evals=10,  # evaluations over the run (learning-curve points)
 )
 
 

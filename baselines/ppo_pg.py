@@ -27,8 +27,20 @@ from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
 
 DEFAULTS = dict(
-    COMMON_DEFAULTS, objective="clip", n_envs=8, n_steps=256, batch_size=64, n_epochs=10, learning_rate=3e-4,
-    gae_lambda=0.95, clip_range=0.2, kl_target=0.01, kl_beta_init=1.0, vf_coef=0.5, ent_coef=0.0, max_grad_norm=0.5,
+    COMMON_DEFAULTS,
+    objective="clip",  # clip (clipped surrogate) | kl (adaptive KL penalty)
+    n_envs=8,  # parallel envs
+    n_steps=256,  # steps per env per rollout
+    batch_size=64,  # minibatch size of the epochs
+    n_epochs=10,  # passes over each rollout
+    learning_rate=3e-4,  # Adam learning rate
+    gae_lambda=0.95,  # GAE lambda
+    clip_range=0.2,  # clip range of the probability ratio (objective=clip)
+    kl_target=0.01,  # target KL per update (objective=kl): beta halves below target/1.5, doubles above 1.5 x target
+    kl_beta_init=1.0,  # initial KL penalty coefficient beta (objective=kl)
+    vf_coef=0.5,  # value-loss coefficient
+    ent_coef=0.0,  # entropy bonus coefficient
+    max_grad_norm=0.5,  # gradient-norm clip
 )
 
 

@@ -48,6 +48,7 @@ def fit_pretrain(ctx: RunContext) -> RunOutput:
 # The oracle already knows the task; fine-tuning it on K points only adds noise (its inputs include the
 # amplitude, up to 5, so lr 0.01 is too large for its first layer), and the paper draws it as a flat line.
 @register_baseline("oracle", defaults={**SINE_DEFAULTS, "eval_lr": 0.0}, env_families=("sinusoid",),
+                   docs={"eval_lr": "test-time step size; 0 = no fine-tuning (the oracle's inputs give the task)"},
                    module_class=Oracle, distributed=True)
 def fit_oracle(ctx: RunContext) -> RunOutput:
     """Regression that receives the task's amplitude and phase as extra inputs."""

@@ -26,8 +26,14 @@ from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
 
 DEFAULTS = dict(
-    COMMON_DEFAULTS, use_baseline=False, n_episodes=8, learning_rate=1e-3, value_learning_rate=1e-3,
-    value_epochs=5, grad_checkpoints=[0.25, 0.5, 1.0], grad_batches=16,
+    COMMON_DEFAULTS,
+    use_baseline=False,  # subtract a learned state value V(s) from the returns
+    n_episodes=8,  # whole episodes per update (one per env)
+    learning_rate=1e-3,  # Adam learning rate of the policy
+    value_learning_rate=1e-3,  # Adam learning rate of V
+    value_epochs=5,  # V regression passes per update
+    grad_checkpoints=[0.25, 0.5, 1.0],  # fractions of training at which the gradient variance is measured
+    grad_batches=16,  # independent episode batches per gradient-variance measurement
 )
 
 

@@ -25,7 +25,13 @@ from suite.api import RunContext, RunOutput
 from suite.envs.sinusoid import SineTasks
 from suite.registry import register_baseline
 
-REPTILE_DEFAULTS = {**SINE_DEFAULTS, "inner_steps": 5, "inner_lr": 0.02, "outer_lr": 1.0, "outer_optimizer": "sgd"}
+REPTILE_DEFAULTS = {
+    **SINE_DEFAULTS,
+    "inner_steps": 5,  # inner-loop SGD steps per task
+    "inner_lr": 0.02,  # inner-loop SGD step size
+    "outer_lr": 1.0,  # outer step size epsilon, annealed linearly to 0 over training
+    "outer_optimizer": "sgd",  # sgd: theta += eps (mean(phi) - theta) | adam: (theta - mean(phi)) fed to Adam
+}
 
 
 class Reptile(SineMetaLearner):

@@ -30,10 +30,29 @@ from suite.api import RunContext, RunOutput, check_finite
 from suite.registry import register_baseline
 
 DEFAULTS = dict(
-    total_steps=1_000_000, n_envs=1, learning_rate=7.3e-4, buffer_size=300_000, batch_size=256, gamma=0.98,
-    tau=0.02, train_freq=8, gradient_steps=8, learning_starts=10_000, hidden=[400, 300], activation="relu",
-    noise="gaussian", sde_sample_freq=-1, log_std_init=-3.0, alpha=1.0, std_clip=[1e-3, 1.0], std_reg=0.0,
-    use_expln=True, clip_mean=2.0, steps_per_call=1000, eval_episodes=10, n_evals=10,
+    total_steps=1_000_000,  # env steps of training, summed over the parallel envs
+    n_envs=1,  # parallel training envs
+    learning_rate=7.3e-4,  # Adam learning rate of actor, critics and entropy coefficient
+    buffer_size=300_000,  # replay capacity in transitions
+    batch_size=256,  # transitions per gradient step
+    gamma=0.98,  # discount factor
+    tau=0.02,  # Polyak rate of the target critics
+    train_freq=8,  # vector-env steps between training rounds
+    gradient_steps=8,  # gradient steps per training round
+    learning_starts=10_000,  # env steps of uniform random actions before learning starts
+    hidden=[400, 300],  # hidden widths of actor and critics
+    activation="relu",  # hidden activation (see baselines.rollout.ACTIVATIONS)
+    noise="gaussian",  # exploration noise: gaussian | gsde | lattice
+    sde_sample_freq=-1,  # gSDE/Lattice: vector-env steps between noise resamples; -1 = only at training rounds
+    log_std_init=-3.0,  # initial log-std of the gSDE/Lattice noise
+    alpha=1.0,  # Lattice: weight of the correlated (latent-perturbation) noise
+    std_clip=[1e-3, 1.0],  # Lattice: [min, max] of the noise std
+    std_reg=0.0,  # Lattice: std of extra independent action noise
+    use_expln=True,  # gSDE's expln: the std grows logarithmically above 1 instead of exponentially
+    clip_mean=2.0,  # gSDE/Lattice: clip the pre-tanh action mean to +-clip_mean (SB3); 0 = no clip
+    steps_per_call=1000,  # vector-env steps per Lightning training_step
+    eval_episodes=10,  # episodes per evaluation
+    n_evals=10,  # evaluations over the run (learning-curve points)
 )
 
 

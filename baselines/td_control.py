@@ -23,7 +23,11 @@ from suite.envs.tabular import CHAIN_TRAPS, TabularMDP, chain_mdp, greedy_rollou
 from suite.registry import register_baseline
 
 DEFAULTS = dict(
-    episodes=2000, alpha=0.1, gamma=0.9, epsilon=0.1, eval_every=50,
+    episodes=2000,  # training episodes
+    alpha=0.1,  # TD step size
+    gamma=0.9,  # discount factor
+    epsilon=0.1,  # epsilon-greedy exploration of the behaviour policy
+    eval_every=50,  # episodes between curve points (max |Q - Q*|; mean return of those episodes)
     near_trap_states=[1, 2, 4, 5],  # states with one action into a trap
     notes_q_table=[],               # the notes' printed Q-table (rows s, columns R, JR); the spec gives it
     notes_match_tol=0.05,           # an entry matches the notes' when within this (the notes print one decimal)

@@ -20,7 +20,15 @@ import numpy as np
 from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
 
-DEFAULTS = dict(trials=200, trial_length=25, cue_time=5, delay=10, reward=1.0, alpha=0.1, gamma=1.0)
+DEFAULTS = dict(
+    trials=200,  # rewarded training trials
+    trial_length=25,  # time steps per trial
+    cue_time=5,  # time step of the cue
+    delay=10,  # steps from the cue to the reward
+    reward=1.0,  # reward size
+    alpha=0.1,  # TD(0) step size
+    gamma=1.0,  # discount factor
+)
 
 
 def run_trial(w: np.ndarray, hp: dict, rewarded: bool = True, learn: bool = True) -> np.ndarray:

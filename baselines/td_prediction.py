@@ -20,7 +20,13 @@ from suite.api import RunContext, RunOutput
 from suite.envs.tabular import RANDOM_WALK_STATES, RANDOM_WALK_TRUE_VALUES, random_walk_episodes
 from suite.registry import register_baseline
 
-DEFAULTS = dict(method="td", step_sizes=[0.05, 0.1, 0.15], runs=100, walk_episodes=100, v_init=0.5)
+DEFAULTS = dict(
+    method="td",  # td (TD(0)) | mc (constant-alpha Monte Carlo)
+    step_sizes=[0.05, 0.1, 0.15],  # constant step sizes alpha, all learned side by side
+    runs=100,  # independent learners per step size (the book averages 100 runs)
+    walk_episodes=100,  # random-walk episodes per learner
+    v_init=0.5,  # initial value estimate of every state
+)
 
 
 def rms_curves(paths: np.ndarray, step_sizes: np.ndarray, method: str, v_init: float) -> np.ndarray:

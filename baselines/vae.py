@@ -65,8 +65,18 @@ class VAE(pl.LightningModule):
 
 SEARCH_KEYS = ("lr", "beta1")
 DEFAULTS: dict[str, Any] = dict(
-    z_dim=64, width=64, lr=1e-3, beta1=0.9, recon_std=0.1, batch_size=64, train_steps=2000, eval_samples=2000,
-    num_evals=4, num_hparam_settings=0, search_seed=2018, driver="trainer",
+    z_dim=64,  # latent dimension
+    width=64,  # network width scale (the GAN generator's; 2-D data: 8 x width hidden units)
+    lr=1e-3,  # Adam learning rate
+    beta1=0.9,  # Adam beta1
+    recon_std=0.1,  # std of the Gaussian decoder on 2-D point data
+    batch_size=64,  # minibatch size
+    train_steps=2000,  # training minibatches
+    eval_samples=2000,  # generated samples for the final FID / IS / KID
+    num_evals=4,  # FID evaluations over training (curve fid)
+    num_hparam_settings=0,  # H > 0: seed s trains setting s % H of the GANs' random search (lr, beta1)
+    search_seed=2018,  # seed of the random hyperparameter search
+    driver="trainer",  # trainer (Lightning Trainer) | loop (plain loop, same numbers, less overhead)
 )
 
 

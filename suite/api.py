@@ -27,6 +27,18 @@ import torch
 ProgressFn = Callable[[int, int], None]
 
 
+def world_size_of(devices: int | str) -> int:
+    """Number of ranks a ``--devices`` value asks for: an int, or a comma list of device ids."""
+    if isinstance(devices, int):
+        return max(devices, 1)
+    text = str(devices).strip()
+    if text.isdigit():
+        return max(int(text), 1)
+    if "," in text or text.startswith("["):
+        return len([d for d in text.strip("[]").split(",") if d.strip()])
+    return 1  # "auto" and friends: one process, Lightning picks the device
+
+
 class Diverged(Exception):
     """Raised by a baseline when a loss or metric becomes NaN/inf; the run is recorded as ``diverged``."""
 
@@ -71,8 +83,6 @@ class RunContext:
     @property
     def world_size(self) -> int:
         """Ranks this run is split over (``--devices N``, see :mod:`suite.distributed`)."""
-        from suite.distributed import world_size_of
-
         return world_size_of(self.devices)
 
     def trainer_kwargs(self, find_unused_parameters: bool = False, **overrides: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from suite import numerics
-from suite.runner import Job, recorded_settings
+from suite.jobs import Job, recorded_settings
 from suite.spec import TaskSpec
 from suite.store import CorruptRecord, read_record, record_path, write_record
 

@@ -25,6 +25,8 @@ def _specs(paths: list[str]) -> list[TaskSpec]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.baseline:
+        return _list_baseline(args.baseline)
     registry.load_all()
     print("Baselines:")
     for name, entry in sorted(registry.BASELINES.items()):
@@ -45,6 +47,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list_baseline(name: str) -> int:
+    """Every hyperparameter of one baseline: today the only other way to learn them is a validation error."""
+    entry = registry.get_baseline(name)  # unknown: KeyError -> one line and exit 2 in main()
+    params = registry.hyperparameters(name)
+    print(f"{entry.name}: {entry.description}")
+    print(f"  envs: {', '.join(entry.env_families)}; module: "
+          + (f"{entry.module_class.__module__}.{entry.module_class.__qualname__}" if entry.module_class else "none")
+          + f"; multi-device: {'yes' if entry.distributed else 'no'}")
+    print(f"Hyperparameters ({len(params)}; set them in a spec's variants or with `suite run -o NAME=VALUE`):")
+    width = max((len(p.name) for p in params), default=0)
+    shown = [clip(repr(p.default)) for p in params]
+    value_width = min(max((len(v) for v in shown), default=0), 24)
+    for param, value in zip(params, shown):
+        print(f"  {param.name:<{width}}  {value:<{value_width}}  {param.doc or '(undocumented)'}".rstrip())
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     specs = _specs(args.specs)
     for spec in specs:
@@ -55,9 +74,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace, specs: list[TaskSpec]):
-    from suite import registry
-    from suite.distributed import world_size_of
-    from suite.runner import plan_jobs
+    from suite.api import world_size_of
+    from suite.jobs import plan_jobs
 
     jobs = {}
     for spec in specs:
@@ -292,7 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="suite", description="Benchmark suite with a reproducibility harness.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="registered baselines, envs, figures and tasks").set_defaults(fn=cmd_list)
+    listing = sub.add_parser("list", help="registered baselines, envs, figures and tasks; or one baseline's "
+                             "hyperparameters with their defaults")
+    listing.add_argument("baseline", nargs="?", help="a baseline: print its hyperparameters, defaults and docs")
+    listing.set_defaults(fn=cmd_list)
     validate = sub.add_parser("validate", help="check task specs")
     validate.add_argument("specs", nargs="*", help="spec files or folders (default: tasks/)")
     validate.set_defaults(fn=cmd_validate)

@@ -28,19 +28,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from suite.api import RunContext, RunOutput
+from suite import numerics, registry
+from suite.api import RunContext, RunOutput, world_size_of
+from suite.jobs import Job, run_context
+from suite.process import quiet_lightning, seed_everything, set_parent_death_signal
 
-
-def world_size_of(devices: int | str) -> int:
-    """Number of ranks a ``--devices`` value asks for: an int, or a comma list of device ids."""
-    if isinstance(devices, int):
-        return max(devices, 1)
-    text = str(devices).strip()
-    if text.isdigit():
-        return max(int(text), 1)
-    if "," in text or text.startswith("["):
-        return len([d for d in text.strip("[]").split(",") if d.strip()])
-    return 1  # "auto" and friends: one process, Lightning picks the device
+__all__ = ["launch", "module_world_size", "rank_and_world", "rank_seed", "replica_checksums", "world_size_of"]
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -75,7 +68,7 @@ def replica_checksums(module: Any) -> list[float]:
     return module.all_gather(local).flatten().tolist()
 
 
-def launch(job: Any, ctx: RunContext, world: int) -> RunOutput:
+def launch(job: Job, ctx: RunContext, world: int) -> RunOutput:
     """Run ``job`` as ``world`` DDP ranks; return rank 0's output or re-raise the exception it raised."""
     with tempfile.TemporaryDirectory(prefix="suite-ddp-") as tmp:
         job_file, out_file = Path(tmp) / "job.pkl", Path(tmp) / "out.pkl"
@@ -83,7 +76,7 @@ def launch(job: Any, ctx: RunContext, world: int) -> RunOutput:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world}",
                "-m", "suite.distributed", str(job_file), str(out_file)]
         env = dict(os.environ, OMP_NUM_THREADS=str(job.threads), PYTHONUNBUFFERED="1")
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, preexec_fn=_die_with_parent)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, preexec_fn=set_parent_death_signal)
         if out_file.exists():
             result = pickle.loads(out_file.read_bytes())
             if isinstance(result, BaseException):
@@ -94,17 +87,8 @@ def launch(job: Any, ctx: RunContext, world: int) -> RunOutput:
         raise RuntimeError(f"DDP run with {world} ranks exited {proc.returncode} without a result: {culprit.strip()}")
 
 
-def _die_with_parent() -> None:
-    from suite.sweep import _set_parent_death_signal
-
-    _set_parent_death_signal()
-
-
 def _rank_main(job_file: str, out_file: str) -> None:
     """Body of one rank: the same context and seeding as :func:`suite.runner.run_one`, then ``fit``."""
-    from suite import numerics, registry
-    from suite.runner import quiet_lightning, run_context, seed_everything
-
     job, run_dir = pickle.loads(Path(job_file).read_bytes())
     rank = int(os.environ.get("RANK", "0"))
     ctx = run_context(job, Path(run_dir))

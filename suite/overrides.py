@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from suite import registry
+from suite.jobs import Job
 from suite.report import budget
-from suite.runner import Job
 from suite.spec import TaskSpec
 from suite.spec_reader import Reader, SpecError
 from suite.store import config_hash, scan

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from suite import stats
 from suite.store import slug
 
 
@@ -82,10 +83,10 @@ def bootstrap_band(values: np.ndarray, confidence: float = 0.95, n_resamples: in
     seeds = values.shape[0]
     if seeds < 2:
         return values[0], values[0]
-    rng = np.random.default_rng(random_state)
-    means = values[rng.integers(0, seeds, size=(n_resamples, seeds))].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    return np.nanpercentile(means, tail, axis=0), np.nanpercentile(means, 100 - tail, axis=0)
+    # resample seed indices, not values: a seed's curve stays whole (points of one run are not independent)
+    means = stats.bootstrap(lambda rows: values[rows].mean(axis=1), np.arange(seeds), n_resamples=n_resamples,
+                            random_state=random_state, vectorized=True)
+    return stats.percentile_interval(means, confidence, ignore_nan=True)
 
 
 def step_unit_label(records: list[dict[str, Any]], curve: str) -> str:

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any
 
-from suite.runner import Job
+from suite.jobs import Job
 
 
 def _fmt_seconds(seconds: float) -> str:

@@ -10,10 +10,15 @@ module names) adds modules to import, e.g. a user's own baselines without packag
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.metadata
+import inspect
+import io
 import os
 import pkgutil
+import sys
+import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +38,16 @@ class BaselineEntry:
     description: str
     module_class: type | None = None
     distributed: bool = False
+    docs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One hyperparameter a spec may set: its name, default and one-line doc ("" when undocumented)."""
+
+    name: str
+    default: Any
+    doc: str
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,7 @@ def register_baseline(
     description: str = "",
     module_class: type | None = None,
     distributed: bool = False,
+    docs: dict[str, str] | None = None,
 ) -> Callable[[FitFn], FitFn]:
     """Register ``fit`` under ``name``.
 
@@ -66,14 +82,19 @@ def register_baseline(
     specs setting any other key are rejected.  ``env_families`` are the env
     families (see :func:`register_env`) this baseline can run on.  ``distributed``: ``fit`` is
     correct when run as several DDP ranks (``--devices N``, see :mod:`suite.distributed`).
+    ``docs`` gives hyperparameters a one-line doc for ``suite list BASELINE``; without it, the trailing
+    ``# comment`` on the line that declares the default is the doc (see :func:`hyperparameters`).
     """
+    unknown = sorted(set(docs or {}) - set(defaults))
+    if unknown:  # a doc of a name the baseline does not take would document a typo
+        raise ValueError(f"baseline {name!r}: docs for unknown hyperparameter(s) {', '.join(unknown)}")
 
     def wrap(fit: FitFn) -> FitFn:
         if name in BASELINES and BASELINES[name].fit is not fit:
             raise ValueError(f"baseline {name!r} registered twice")
         BASELINES[name] = BaselineEntry(
             name, fit, dict(defaults), tuple(env_families), description or (fit.__doc__ or "").strip().split("\n")[0],
-            module_class, distributed,
+            module_class, distributed, dict(docs or {}),
         )
         return fit
 
@@ -150,3 +171,60 @@ def _import_hint() -> str:
     if not IMPORT_ERRORS:
         return ""
     return " (modules that failed to import: " + "; ".join(f"{m}: {e}" for m, e in IMPORT_ERRORS.items()) + ")"
+
+
+def hyperparameters(name: str) -> list[Hyperparameter]:
+    """Every hyperparameter of baseline ``name``, in declaration order, with its default and one-line doc.
+
+    The doc is the one given to :func:`register_baseline` (``docs=``) or else the trailing comment on the line
+    declaring the key in a module-level defaults dict (``"lam": 100.0,  # penalty strength``) of the baseline's
+    own module or a module it builds on (e.g. a shared ``SINE_DEFAULTS``): the convention the baselines already
+    follow, so a default and its explanation stay on one line and cannot drift apart.
+    """
+    entry = get_baseline(name)
+    comments: dict[str, str] = {}
+    for module in _defining_modules(entry):
+        for key, doc in _default_comments(module).items():
+            comments.setdefault(key, doc)
+    return [Hyperparameter(key, value, entry.docs.get(key) or comments.get(key, ""))
+            for key, value in entry.defaults.items()]
+
+
+def _defining_modules(entry: BaselineEntry) -> list[Any]:
+    """The module of ``fit``, then those of the classes/functions it imports from the same top-level package."""
+    home = sys.modules.get(entry.fit.__module__)
+    if home is None:
+        return []
+    package = home.__name__.partition(".")[0]
+    names = {getattr(value, "__module__", None) for value in vars(home).values()
+             if inspect.isclass(value) or inspect.isfunction(value)}
+    if entry.module_class is not None:
+        names.add(entry.module_class.__module__)
+    others = sorted(n for n in names if n and n != home.__name__ and n.partition(".")[0] == package)
+    return [home, *(sys.modules[n] for n in others if n in sys.modules)]
+
+
+def _default_comments(module: Any) -> dict[str, str]:
+    """Key -> trailing comment, for keys of dicts assigned at module level (``X = {...}`` or ``X = dict(...)``)."""
+    try:
+        source = inspect.getsource(module)
+    except (OSError, TypeError):  # no source (a frozen or compiled module): no docs, not an error
+        return {}
+    comments = {token.start[0]: token.string.lstrip("#").strip()
+                for token in tokenize.generate_tokens(io.StringIO(source).readline) if token.type == tokenize.COMMENT}
+    docs: dict[str, str] = {}
+    for statement in ast.parse(source).body:
+        value = statement.value if isinstance(statement, (ast.Assign, ast.AnnAssign)) else None
+        if isinstance(value, ast.Dict):
+            pairs = [(k.value, v) for k, v in zip(value.keys, value.values)
+                     if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+        elif isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "dict":
+            pairs = [(keyword.arg, keyword.value) for keyword in value.keywords if keyword.arg]
+        else:
+            continue
+        lines = [v.end_lineno for _, v in pairs]
+        for key, v in pairs:
+            # a comment shared by several keys on one line describes none of them in particular
+            if v.end_lineno in comments and lines.count(v.end_lineno) == 1:
+                docs.setdefault(key, comments[v.end_lineno])
+    return docs

@@ -26,22 +26,81 @@ def std(values: ArrayLike) -> float:
     return float(np.std(values, ddof=1)) if values.size > 1 else 0.0
 
 
+def bootstrap(statistic: Callable[..., ArrayLike], *samples: ArrayLike, n_resamples: int = 2000,
+              random_state: int | np.random.Generator = 0, vectorized: bool = False,
+              draw_order: str = "sample") -> np.ndarray:
+    """``statistic`` of ``n_resamples`` bootstrap resamples of ``samples``: the one resampler of the suite.
+
+    Axis 0 of each sample holds runs (seeds).  A resample draws, with replacement, as many runs as the sample
+    has, independently for each sample and for each column (each index of the other axes, e.g. each env of a
+    ``(runs, envs)`` matrix): rliable's stratified bootstrap, and for a 1-D sample the plain one.  To keep a
+    run's row together (a whole learning curve), resample ``np.arange(runs)`` and index inside ``statistic``.
+
+    ``statistic(*resampled)`` sees one resample per call and returns a scalar or a vector; with ``vectorized``
+    it is called once with every resample stacked on a new leading axis and returns one row per resample.
+    ``draw_order`` says in which order indices leave the random stream: ``"sample"`` draws all resamples of the
+    first sample, then of the next; ``"resample"`` draws every sample's indices for the first resample, then for
+    the next.  The intervals do not depend on it statistically; it exists so each caller keeps the stream (and
+    so the committed intervals, bit for bit) it had before this function replaced its own loop.
+    Returns the estimates, shape ``(n_resamples, *statistic's shape)``.
+    """
+    arrays = [np.asarray(sample) for sample in samples]  # as given: integer samples index inside `statistic`
+    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+    if draw_order == "sample":
+        indices = [rng.integers(0, a.shape[0], size=(n_resamples, *a.shape)) for a in arrays]
+    elif draw_order == "resample":
+        drawn = [[rng.integers(0, a.shape[0], size=a.shape) for a in arrays] for _ in range(n_resamples)]
+        indices = [np.stack([row[k] for row in drawn]) for k in range(len(arrays))]
+    else:
+        raise ValueError(f"unknown draw_order {draw_order!r}; expected 'sample' or 'resample'")
+    # axis 1 of the stacked copies is the runs axis: pick each column's drawn runs (exact copies, no arithmetic)
+    resampled = [a[idx] if a.ndim == 1 else np.take_along_axis(np.broadcast_to(a, idx.shape), idx, axis=1)
+                 for a, idx in zip(arrays, indices)]
+    if vectorized:
+        return np.asarray(statistic(*resampled), dtype=float)
+    return np.array([statistic(*(r[i] for r in resampled)) for i in range(n_resamples)], dtype=float)
+
+
+def percentile_interval(estimates: ArrayLike, confidence: float = 0.95, ignore_nan: bool = False,
+                        quantile: str = "numpy") -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval over axis 0 of bootstrap ``estimates`` (see :func:`bootstrap`), linear interpolation.
+
+    ``quantile="scipy"`` computes it as ``scipy.stats.bootstrap`` does (``scipy.stats.quantile``), whose float
+    arithmetic differs from ``np.percentile`` in the last bits: the per-cell CIs of the tables were made by
+    ``scipy.stats.bootstrap`` and stay bit-identical through it.  ``ignore_nan`` skips NaN estimates.
+    """
+    estimates = np.asarray(estimates, dtype=float)
+    if quantile == "scipy":
+        alpha = (1 - confidence) / 2
+        levels = np.stack([np.asarray(alpha), 1 - np.asarray(alpha)])
+        moved = np.moveaxis(estimates, 0, -1)
+        ci = scipy_stats.quantile(moved, levels, axis=-1, nan_policy="omit" if ignore_nan else "propagate")
+        return ci[..., 0], ci[..., 1]
+    if quantile != "numpy":
+        raise ValueError(f"unknown quantile {quantile!r}; expected 'numpy' or 'scipy'")
+    tail = (1 - confidence) / 2 * 100
+    percentile = np.nanpercentile if ignore_nan else np.percentile
+    return percentile(estimates, tail, axis=0), percentile(estimates, 100 - tail, axis=0)
+
+
 def bootstrap_ci(values: ArrayLike, confidence: float = 0.95, n_resamples: int = 2000,
                  random_state: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean over seeds (``scipy.stats.bootstrap``).
+    """Percentile bootstrap interval of the mean over seeds.
 
     Percentile rather than BCa because BCa is undefined for constant samples (a common
     case: several seeds reaching the same maximum return).  Fewer than two values give
-    ``(nan, nan)``: an interval from one seed would be a lie.
+    ``(nan, nan)``: an interval from one seed would be a lie.  Same numbers as
+    ``scipy.stats.bootstrap(method="percentile")``, which made the committed tables.
     """
     values = np.asarray(values, dtype=float)
     if values.size < 2:
         return float("nan"), float("nan")
     if np.all(values == values[0]):
         return float(values[0]), float(values[0])
-    result = scipy_stats.bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                                   method="percentile", random_state=np.random.default_rng(random_state))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    means = bootstrap(lambda x: np.mean(x, axis=-1), values, n_resamples=n_resamples, random_state=random_state,
+                      vectorized=True)
+    low, high = percentile_interval(means, confidence, quantile="scipy")
+    return float(low), float(high)
 
 
 def iqm(scores: ArrayLike) -> float:
@@ -71,11 +130,10 @@ def stratified_bootstrap_ci(scores: np.ndarray | list[np.ndarray], statistic=iqm
         else list(np.asarray(scores, dtype=float).T)
     if min((c.size for c in columns), default=0) < 2:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(random_state)
-    resampled = np.concatenate([c[rng.integers(0, c.size, size=(n_resamples, c.size))] for c in columns], axis=1)
-    estimates = np.array([statistic(sample) for sample in resampled])
-    tail = (1 - confidence) / 2 * 100
-    return float(np.percentile(estimates, tail)), float(np.percentile(estimates, 100 - tail))
+    estimates = bootstrap(lambda *resampled: statistic(np.concatenate(resampled)), *columns,
+                          n_resamples=n_resamples, random_state=random_state)
+    low, high = percentile_interval(estimates, confidence)
+    return float(low), float(high)
 
 
 def probability_of_improvement(x: ArrayLike, y: ArrayLike) -> float:
@@ -110,12 +168,8 @@ def stratified_bootstrap_interval(statistic: Callable[..., ArrayLike], *samples:
     point = np.asarray(statistic(*samples), dtype=float)
     if any(sample.shape[0] < 2 for sample in samples):
         return np.full(point.shape, np.nan), np.full(point.shape, np.nan)
-    rng = np.random.default_rng(random_state)
-    indices = [rng.integers(0, s.shape[0], size=(n_resamples, *s.shape)) for s in samples]
-    estimates = np.array([statistic(*(np.take_along_axis(s, idx[i], axis=0) for s, idx in zip(samples, indices)))
-                          for i in range(n_resamples)], dtype=float)
-    tail = (1 - confidence) / 2 * 100
-    return np.percentile(estimates, tail, axis=0), np.percentile(estimates, 100 - tail, axis=0)
+    estimates = bootstrap(statistic, *samples, n_resamples=n_resamples, random_state=random_state)
+    return percentile_interval(estimates, confidence)
 
 
 @dataclass(frozen=True)

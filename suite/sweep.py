@@ -20,7 +20,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +28,11 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from suite.runner import Job, failed_record, recorded_settings, run_one
+from suite import registry
+from suite.jobs import Job, recorded_settings
+from suite.process import set_parent_death_signal
+from suite.progress import SweepReporter
+from suite.runner import failed_record, run_one
 from suite.store import (
     CorruptRecord,
     pin_git_state,
@@ -78,16 +81,6 @@ def pending(jobs: list[Job], root: Path, force: bool = False) -> tuple[list[Job]
     return todo, done, corrupt
 
 
-def _set_parent_death_signal() -> None:
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-
-
 def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -108,11 +101,9 @@ def _check_lifeline(lifeline: Connection) -> None:
 
 
 def _worker_main(conn: Connection, root: str, lifeline: Connection) -> None:
-    _set_parent_death_signal()
+    set_parent_death_signal()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
     threading.Thread(target=_watch_lifeline, args=(lifeline,), daemon=True, name="lifeline").start()
-    from suite import registry
-
     registry.load_all()  # import torch, Lightning and every baseline before the first run's clock starts
     while True:
         job = conn.recv()
@@ -252,8 +243,6 @@ class WorkerPool:
 
 def begin_sweep(jobs: list[Job], root: Path, force: bool, reporter: Any) -> tuple[list[Job], SweepSummary, Any]:
     """What every executor does first: pin the code version, find what is left to run, announce it."""
-    from suite.progress import SweepReporter
-
     pin_git_state()
     for profile, task in dict.fromkeys((job.key.profile, job.key.task) for job in jobs):
         sweep_stale_temps(runs_folder(root, profile, task))

@@ -11,7 +11,7 @@ import dataclasses
 import os
 from typing import Any
 
-from suite.runner import Job
+from suite.jobs import Job
 
 
 def enable_tracking(jobs: list[Job]) -> list[Job]:

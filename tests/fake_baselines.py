@@ -18,7 +18,12 @@ from suite.registry import register_baseline, register_env
 register_env("toy-a", "toy", "linear regression, 8 features")
 register_env("toy-b", "toy", "linear regression, 16 features")
 
-DEFAULTS = {"steps": 50, "lr": 0.05, "mode": "ok", "sleep": 0.0}
+DEFAULTS = {
+    "steps": 50,  # SGD steps
+    "lr": 0.05,  # SGD step size
+    "mode": "ok",  # ok | crash | nan | hang | kill: which failure to inject
+    "sleep": 0.0,  # seconds to sleep after each step (a slow run, for timeouts and progress)
+}
 
 
 @register_baseline("toy_regression", defaults=DEFAULTS, env_families=("toy",))

@@ -75,3 +75,40 @@ def test_precision_flag_reaches_the_lightning_trainer():
     assert full["status"] == bf16["status"] == "ok"
     assert full["metrics"]["mse_step1"] != bf16["metrics"]["mse_step1"]
     assert abs(full["metrics"]["mse_step1"] - bf16["metrics"]["mse_step1"]) < 0.5  # same training, lower precision
+
+
+def test_ray_tasks_ask_for_a_gpu_per_rank_only_for_gpu_runs(toy_spec_path):
+    import dataclasses
+
+    from suite.executors.ray_executor import task_resources
+    from suite.jobs import plan_jobs
+
+    job = plan_jobs(load_spec(toy_spec_path), "smoke", seeds=1, threads=3)[0]
+    assert task_resources(job) == {"num_cpus": 3, "num_gpus": 0}
+    assert task_resources(dataclasses.replace(job, accelerator="gpu")) == {"num_cpus": 3, "num_gpus": 1}
+    assert task_resources(dataclasses.replace(job, accelerator="cuda", devices=2))["num_gpus"] == 2
+    assert task_resources(dataclasses.replace(job, accelerator="gpu", devices="0,1"))["num_gpus"] == 2
+    assert task_resources(dataclasses.replace(job, accelerator="auto"))["num_gpus"] == 0  # Ray cannot know
+
+
+@pytest.mark.ray
+def test_ray_timeout_is_per_run_not_per_queue(tmp_path, write_spec, toy_spec_path):
+    """One CPU, two runs: the hanging one fails after about its own timeout (not timeout x queue length), and
+    the run queued behind it still finishes although its wait plus its run exceed the timeout."""
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    from pathlib import Path
+
+    from suite.executors.ray_executor import run_sweep_ray
+    from suite.jobs import plan_jobs
+
+    text = Path(toy_spec_path).read_text().replace("  fast: {lr: 0.1}\n  slow: {lr: 0.01}",
+                                                   "  hang: {mode: hang}\n  after: {sleep: 0.15}")
+    text = text.replace("smoke: {seeds: 3, params: {steps: 40}, timeout: 60}",
+                        "smoke: {seeds: 1, envs: [toy-a], params: {steps: 20}, timeout: 6}").split("references:")[0]
+    jobs = plan_jobs(load_spec(write_spec(text=text)), "smoke")
+    assert [j.key.variant for j in jobs] == ["hang", "after"]
+    summary = run_sweep_ray(jobs, tmp_path / "results", num_cpus=1)
+    by_variant = {r["variant"]: r for r in summary.done}
+    assert by_variant["hang"]["status"] == "failed" and "timeout" in by_variant["hang"]["reason"]
+    assert 6 <= by_variant["hang"]["wall_time_s"] < 12  # the old clock allowed 6 x (1 + 2 runs) = 18 s
+    assert by_variant["after"]["status"] == "ok"

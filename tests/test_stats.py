@@ -52,6 +52,56 @@ def test_stratified_bootstrap_of_iqm_brackets_the_estimate():
     assert low < stats.iqm(scores) < high
 
 
+def test_bootstrap_is_the_plain_resampler_for_one_sample():
+    """Each resample draws len(sample) runs with replacement from one random stream, in resample order."""
+    values = np.array([1.0, 2.0, 4.0, 8.0])
+    estimates = stats.bootstrap(np.sum, values, n_resamples=5, random_state=3)
+    expected = values[np.random.default_rng(3).integers(0, 4, size=(5, 4))].sum(axis=1)
+    assert np.array_equal(estimates, expected)
+    vectorized = stats.bootstrap(lambda x: x.sum(axis=-1), values, n_resamples=5, random_state=3, vectorized=True)
+    assert np.array_equal(vectorized, expected)
+
+
+def test_bootstrap_resamples_each_column_of_a_matrix_on_its_own():
+    """rliable's stratified bootstrap: runs are drawn per env, never mixing envs."""
+    matrix = np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0]])  # 3 runs x 2 envs
+    resamples = stats.bootstrap(lambda m: m.ravel(), matrix, n_resamples=200, random_state=0)
+    first_env, second_env = resamples[:, 0::2], resamples[:, 1::2]
+    assert set(first_env.ravel()) == {0.0, 1.0, 2.0} and set(second_env.ravel()) == {10.0, 11.0, 12.0}
+    # the two envs' draws are independent: a resample does not always pick the same run in both
+    assert np.any(first_env + 10.0 != second_env)
+
+
+def test_bootstrap_resample_major_order_is_the_rng_choice_loop():
+    groups = [np.array([1.0, 2.0, 3.0]), np.array([5.0, 7.0]), np.array([0.5, 0.25, 4.0, 9.0])]
+    ours = stats.bootstrap(lambda *g: np.concatenate(g), *groups, n_resamples=50, random_state=7,
+                           draw_order="resample")
+    rng = np.random.default_rng(7)
+    loop = np.array([np.concatenate([rng.choice(g, len(g)) for g in groups]) for _ in range(50)])
+    assert np.array_equal(ours, loop)
+    with pytest.raises(ValueError, match="draw_order"):
+        stats.bootstrap(np.mean, groups[0], draw_order="sideways")
+
+
+def test_bootstrap_ci_is_scipys_percentile_bootstrap_bit_for_bit():
+    """The table CIs were made by scipy.stats.bootstrap; the suite's own resampler gives the same floats."""
+    from scipy.stats import bootstrap as scipy_bootstrap
+
+    for seed in range(20):
+        values = np.random.default_rng(seed).normal(size=2 + seed % 7) * 100
+        result = scipy_bootstrap((values,), np.mean, confidence_level=0.95, n_resamples=2000, method="percentile",
+                                 random_state=np.random.default_rng(0))
+        assert stats.bootstrap_ci(values) == (result.confidence_interval.low, result.confidence_interval.high)
+
+
+def test_percentile_interval_over_axis_zero():
+    estimates = np.column_stack([np.arange(101.0), np.full(101, np.nan)])
+    low, high = stats.percentile_interval(estimates, 0.9)
+    assert low[0] == pytest.approx(5.0) and high[0] == pytest.approx(95.0) and np.isnan(low[1])
+    low, high = stats.percentile_interval(np.append(np.arange(101.0), np.nan), 0.9, ignore_nan=True)
+    assert (low, high) == (pytest.approx(5.0), pytest.approx(95.0))
+
+
 def test_welch_one_sided_matches_hand_computation():
     a, b = np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0, 7.0])
     # Welch t = (2 - 5.5) / sqrt(1/3 + (5/3)/4) = -3.5 / sqrt(0.75)

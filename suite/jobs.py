@@ -1,0 +1,84 @@
+"""What a run is before it runs: :class:`Job` (a fully resolved, picklable run) and the sweep's plan of them.
+
+Its own module, below the runner, the sweep, the executors and the DDP launcher, which all pass jobs around:
+none of them needs another to know what a job is, so the harness's import graph stays a tree (a test checks it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from suite import numerics
+from suite.api import ProgressFn, RunContext, world_size_of
+from suite.spec import TaskSpec
+from suite.store import RunKey, config_hash
+
+
+@dataclass(frozen=True)
+class Job:
+    """A fully resolved run, picklable so it can cross into a worker process."""
+
+    key: RunKey
+    baseline: str
+    hparams: dict[str, Any]
+    config_hash: str
+    timeout: float
+    threads: int = 1
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    precision: str = "32-true"
+    numerics: str = numerics.DEFAULT_LEVEL  # CPU kernel pinning (suite.numerics); part of the run's identity
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What besides the config and seed changes a run's numbers: compared on resume and by ``suite check``."""
+        return {"threads": self.threads, "accelerator": self.accelerator, "world_size": world_size_of(self.devices),
+                "precision": self.precision, "numerics": self.numerics}
+
+
+def plan_jobs(spec: TaskSpec, profile: str, seeds: int | None = None, threads: int = 1,
+              accelerator: str = "cpu", devices: int | str = 1, precision: str = "32-true",
+              variants: list[str] | None = None, envs: list[str] | None = None,
+              numerics_level: str | None = None) -> list[Job]:
+    """Every (variant, env, seed) of ``spec`` under ``profile``, optionally narrowed.
+
+    Seed-major order: all cells get seed 0 before any gets seed 1, so a sweep stopped part-way
+    leaves a balanced table (every cell with the same number of seeds) that a re-run completes.
+    """
+    chosen = spec.profiles[profile]
+    if chosen.skip:
+        return []
+    level = numerics_level or numerics.requested_level()
+    cells = []
+    for variant in chosen.variants:
+        if variants and variant not in variants:
+            continue
+        baseline, hparams = spec.resolve(variant, profile)
+        for env in filter(spec.variants[variant].runs_on, chosen.envs):
+            if not envs or env in envs:
+                cells.append((variant, env, baseline, hparams, config_hash(baseline, env, hparams)))
+    return [Job(RunKey(spec.name, variant, env, seed, profile), baseline, hparams, digest, chosen.timeout, threads,
+                accelerator, devices, precision, level)
+            for seed in range(seeds if seeds is not None else chosen.seeds)
+            for variant, env, baseline, hparams, digest in cells]
+
+
+def recorded_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """The :attr:`Job.settings` a record was made with, read from its provenance."""
+    prov = record["provenance"]
+    return {"threads": prov.get("threads", 1), "accelerator": prov.get("accelerator", "cpu"),
+            "world_size": prov.get("world_size", 1), "precision": prov.get("precision", "32-true"),
+            # Records from before pinning existed were made on the AVX2 host, where unpinned and avx2-pinned
+            # floats are the same (checked over every committed smoke record and a sample of cpu records).
+            "numerics": (prov.get("numerics") or {}).get("level", numerics.DEFAULT_LEVEL)}
+
+
+def run_context(job: Job, run_dir: Path, progress: ProgressFn | None = None) -> RunContext:
+    """The :class:`RunContext` a baseline's ``fit`` receives for ``job`` (also on every DDP rank)."""
+    return RunContext(task=job.key.task, variant=job.key.variant, env=job.key.env, seed=job.key.seed,
+                      profile=job.key.profile, baseline=job.baseline, hparams=dict(job.hparams), run_dir=run_dir,
+                      progress=progress or (lambda step, total: None), accelerator=job.accelerator,
+                      devices=job.devices, precision=job.precision)
