@@ -10,6 +10,13 @@ All ratios are measured in one process with the same hyperparameters (one update
   and >= 90% of the bare-update bound 1 / t_update, where t_update is one forward + target forward + Huber +
   backward + RMSProp step of the same net and batch size on prepared batches, timed over as many updates as the
   agent makes.  ``update_ms`` is t_update itself, ``flop_bound_ms`` the time of its ~43 MFLOP at ``FLOP_RATE``.
+  Where the rest goes, every part bit-identical to torch's (the records depend on it), measured on the AVX2 host
+  (AMD EPYC) under load: the two big-linear products run near the core's sgemm rate; the conv's weight gradient
+  runs ATen's per-sample slow_conv2d loop (~20% of the update); the centered RMSProp ~30%, a third of it one
+  ``sqrt``: torch's CPU sqrt (MKL VML, not correctly rounded: 9% of all float32 inputs differ from IEEE sqrt,
+  checked exhaustively) is ~6x slower on exact zeros, and ~45% of the linear layer's centered denominators are
+  exact zeros (inputs that are zero in every sampled batch), so neither a correctly rounded sqrt nor skipping
+  the zeros keeps the floats.  oneDNN's conv (other floats) measured no faster than NNPACK + slow_conv2d here.
 * Lightning's machinery (Trainer, manual_backward) costs <= 15% against running the same module's
   chunks in a plain PyTorch loop.
 * CartPole-v1 at CleanRL's ``dqn.py`` defaults (update every 10 steps, batch 128, 120-84 MLP): >= CleanRL,
