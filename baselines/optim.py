@@ -67,3 +67,90 @@ class FusedAdam(torch.optim.Adam):
                            beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
                            maximize=group["maximize"], grad_scale=None, found_inf=None)
         return loss
+
+
+class FusedRMSprop(torch.optim.RMSprop):
+    """``torch.optim.RMSprop(..., foreach=True)`` with a cached fast path for its step (same results).
+
+    torch's foreach step rebuilds its tensor lists, groups them by device and dtype and wraps a fresh tensor 1 for
+    the step counters on every call; on the MinAtar net (6 tensors) that Python costs about as much as the
+    arithmetic.  After torch's first step has created the state, :class:`FusedRMSprop` caches the lists and calls
+    the same ``torch._foreach_*`` kernels as ``torch.optim.rmsprop._multi_tensor_rmsprop``, in the same order, with
+    the same scalars, on the same tensors, so every element goes through the same kernel at the same position: the
+    parameters and state are bit-identical to torch's after any number of steps (tests/test_optim.py).  The one
+    difference is where the centered denominator lives: torch allocates it per step (``_foreach_addcmul``), here it
+    is written into cached buffers with the out-of-place kernel (``torch.addcmul(..., out=)``: the same kernel).
+
+    Anything unusual -- several parameter groups, a missing gradient, weight decay, maximize, complex or mixed
+    device/dtype parameters, a tensor learning rate, capturable/differentiable, a loaded state dict -- falls back
+    to (or re-primes from) torch's own ``step``.
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
+        super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                         centered=centered, foreach=True)
+        self._cache: tuple[list[torch.Tensor], ...] | None = None
+        self._one = torch.tensor(1.0)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._cache = None  # the state tensors were replaced
+
+    def _prime(self) -> None:
+        (group,) = self.param_groups
+        params = list(group["params"])
+        states = [self.state[p] for p in params]
+        if not all("step" in s for s in states):
+            return
+        plain = (len({(p.device, p.dtype) for p in params}) == 1 and not any(torch.is_complex(p) for p in params)
+                 and params[0].device.type == "cpu" and group["weight_decay"] == 0 and not group["maximize"]
+                 and not group["capturable"] and not group["differentiable"]
+                 and not isinstance(group["lr"], torch.Tensor))
+        if not plain:
+            return
+        centered, momentum = group["centered"], group["momentum"] > 0
+        self._cache = (
+            params, [s["step"] for s in states], [s["square_avg"] for s in states],
+            [s["grad_avg"] for s in states] if centered else [],
+            [s["momentum_buffer"] for s in states] if momentum else [],
+            [torch.empty_like(p) for p in params] if centered else [],  # the centered denominator, reused
+        )
+        self._one = torch.tensor(1.0, dtype=states[0]["step"].dtype)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # noqa: ANN401 - whatever closure returns
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        cache = self._cache
+        grads = [p.grad for p in cache[0]] if cache is not None else None
+        if cache is None or len(self.param_groups) != 1 or any(g is None for g in grads):
+            super().step()  # torch's full path; the closure (if any) already ran
+            if len(self.param_groups) == 1 and self._cache is None:
+                self._prime()
+            return loss
+        group = self.param_groups[0]
+        params, steps, square_avgs, grad_avgs, momentum_buffers, avg = cache
+        alpha, eps, lr, momentum = group["alpha"], group["eps"], group["lr"], group["momentum"]
+        # torch.optim.rmsprop._multi_tensor_rmsprop, op for op (weight_decay 0, not maximize, real CPU tensors).
+        torch._foreach_add_(steps, self._one, alpha=1.0)
+        torch._foreach_mul_(square_avgs, alpha)
+        torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - alpha)
+        if group["centered"]:
+            torch._foreach_lerp_(grad_avgs, grads, 1 - alpha)
+            for out, sq, ga in zip(avg, square_avgs, grad_avgs):
+                torch.addcmul(sq, ga, ga, value=-1, out=out)
+            torch._foreach_sqrt_(avg)
+            torch._foreach_add_(avg, eps)
+        else:
+            avg = torch._foreach_sqrt(square_avgs)
+            torch._foreach_add_(avg, eps)
+        if momentum > 0:
+            torch._foreach_mul_(momentum_buffers, momentum)
+            torch._foreach_addcdiv_(momentum_buffers, grads, avg)
+            torch._foreach_add_(params, momentum_buffers, alpha=-lr)
+        else:
+            torch._foreach_addcdiv_(params, grads, avg, value=-lr)
+        return loss

@@ -160,6 +160,26 @@ def test_greedy_fn_is_the_forward_argmax_and_follows_updates(kind: str, shape: t
         assert len(set(expected.tolist())) > 1  # the states really disagree, so the check can fail
 
 
+@pytest.mark.parametrize("kind, shape, dueling", [("mlp", (4,), False), ("minatar", (4, 10, 10), False),
+                                                  ("minatar", (4, 10, 10), True), ("nature", (4, 84, 84), True)])
+def test_forward_fn_gives_forwards_values_and_gradients_bit_for_bit(kind: str, shape: tuple, dueling: bool) -> None:
+    """The update's closure (QNetwork.forward_fn) against the module's forward: same outputs, same gradients."""
+    torch.manual_seed(0)
+    q = build_qnet(kind, shape, 6, scale=1 / 255 if kind == "nature" else 1.0, dueling=dueling, hidden=(32, 32))
+    forward = q.forward_fn()
+    states = {"mlp": torch.randn(8, *shape), "minatar": (torch.rand(8, *shape) < 0.3).to(torch.uint8),
+              "nature": torch.randint(0, 256, (8, *shape), dtype=torch.uint8)}[kind]
+    grads = []
+    for f in (q, forward):
+        q.zero_grad(set_to_none=True)
+        out = f(states)
+        out.square().sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in q.parameters()]))
+    (out_a, grads_a), (out_b, grads_b) = grads
+    assert torch.equal(out_a, out_b)
+    assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+
+
 def test_discounted_returns_by_hand() -> None:
     assert dqn_module.discounted_returns([1.0, 0.0, 2.0], 0.5) == [1.0 + 0.5 * 0.0 + 0.25 * 2.0, 1.0, 2.0]
     assert dqn_module.discounted_returns([], 0.99) == []

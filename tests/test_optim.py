@@ -1,10 +1,13 @@
-"""FusedAdam's cached fast path gives exactly torch.optim.Adam(fused=True)'s parameters."""
+"""The cached fast paths give exactly torch's parameters: FusedAdam vs torch.optim.Adam(fused=True), FusedRMSprop
+vs torch.optim.RMSprop(foreach=True)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
+from torch import nn
 
-from baselines.optim import FusedAdam
+from baselines.optim import FusedAdam, FusedRMSprop
 
 
 def _pair(seed: int = 0) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
@@ -54,3 +57,56 @@ def test_loaded_state_dict_continues_identically() -> None:
         _set_grads(ours_p, ref_p, step)
         resumed.step(), ref.step()
         assert all(torch.equal(a, b) for a, b in zip(ours_p, ref_p))
+
+
+def _conv_net(seed: int) -> nn.Module:
+    torch.manual_seed(seed)  # MinAtar's Q-network at a small size: conv 3x3, linear, head
+    return nn.Sequential(nn.Conv2d(4, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 6 * 6, 64), nn.ReLU(),
+                         nn.Linear(64, 6))
+
+
+@pytest.mark.parametrize("centered, momentum", [(True, 0.0), (False, 0.0), (True, 0.9)])
+def test_rmsprop_fast_path_is_bit_identical_to_torch_foreach_rmsprop(centered: bool, momentum: float) -> None:
+    """DQN's optimizer (MinAtar 2019: centered, no momentum, lr 2.5e-4, alpha 0.95, eps 0.01) over many steps of a
+    small conv net's real gradients: parameters and every state tensor equal torch's, bit for bit."""
+    ours_net, ref_net = _conv_net(0), _conv_net(0)
+    kwargs = dict(lr=2.5e-4, alpha=0.95, eps=0.01, momentum=momentum, centered=centered)
+    ours = FusedRMSprop(ours_net.parameters(), **kwargs)
+    ref = torch.optim.RMSprop(ref_net.parameters(), foreach=True, **kwargs)
+    gen = torch.Generator().manual_seed(1)
+    for step in range(200):
+        x = (torch.rand(32, 4, 8, 8, generator=gen) < 0.1).float()
+        target = torch.randn(32, 6, generator=gen)
+        if step == 100:  # a scheduler changing the learning rate is seen by the fast path
+            for group in (*ours.param_groups, *ref.param_groups):
+                group["lr"] = 1e-3
+        for net, opt in ((ours_net, ours), (ref_net, ref)):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.smooth_l1_loss(net(x), target).backward()
+            if step == 150:
+                net[-1].bias.grad = None  # a missing grad takes torch's own path
+            opt.step(lambda: None) if step == 50 else opt.step()  # Lightning passes a closure
+        for a, b in zip(ours_net.parameters(), ref_net.parameters()):
+            assert torch.equal(a, b), f"step {step}"
+            sa, sb = ours.state[a], ref.state[b]
+            assert sa.keys() == sb.keys()
+            assert all(torch.equal(sa[k], sb[k]) for k in sa), f"state at step {step}"
+    assert ours._cache is not None  # the fast path was in use
+
+
+def test_rmsprop_loaded_state_dict_continues_identically() -> None:
+    ours_net, ref_net = _conv_net(2), _conv_net(2)
+    kwargs = dict(lr=2.5e-4, alpha=0.95, eps=0.01, centered=True)
+    ours = FusedRMSprop(ours_net.parameters(), **kwargs)
+    ref = torch.optim.RMSprop(ref_net.parameters(), foreach=True, **kwargs)
+    x = torch.rand(8, 4, 8, 8)
+    for step in range(10):
+        if step == 5:
+            resumed = FusedRMSprop(ours_net.parameters(), **kwargs)
+            resumed.load_state_dict(ours.state_dict())
+            ours = resumed
+        for net, opt in ((ours_net, ours), (ref_net, ref)):
+            opt.zero_grad()
+            net(x * step).square().mean().backward()
+            opt.step()
+        assert all(torch.equal(a, b) for a, b in zip(ours_net.parameters(), ref_net.parameters()))
