@@ -95,6 +95,21 @@ def step_unit_label(records: list[dict[str, Any]], curve: str) -> str:
     return units.pop().replace("_", " ") if len(units) == 1 else "step"
 
 
+def compact_tick(value: float, _position: object = None) -> str:
+    """An axis tick as ``1.5M``, ``150k``, ``500`` or ``0.25``: six-digit step counts overlap at panel width."""
+    magnitude = abs(value)
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if magnitude >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
+def compact_number_formatter() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(compact_tick)
+
+
 def curve_figure(task: str, curve: str, records: list[dict[str, Any]], out_dir: Path,
                  log_y: bool | None = None, x_label: str | None = None, spec: Any = None,
                  y_label: str | None = None) -> Path | None:
@@ -128,6 +143,7 @@ def curve_figure(task: str, curve: str, records: list[dict[str, Any]], out_dir: 
             highs.append(high)
         ax.set_title(env)
         ax.set_xlabel(x_label)
+        ax.xaxis.set_major_formatter(compact_number_formatter())  # 150k, not 150000 running into its neighbour
         quantity = y_label or curve.replace("_", " ")
         ax.set_ylabel(quantity)
         if log_y or (log_y is None and spans_decades(np.concatenate(lows), np.concatenate(highs))):

@@ -34,3 +34,10 @@ def test_a_skipped_task_prints_one_line_not_an_empty_table(tmp_path, capsys):
                  str(tmp_path), "--benchmarks", ""]) == 0
     out = capsys.readouterr().out
     assert "— smoke: skipped (" in out and "| variant" not in out
+
+
+def test_step_axis_ticks_are_compact() -> None:
+    from suite.plots import compact_tick
+
+    assert [compact_tick(v) for v in (0, 0.25, 500, 25_000, 150_000, 1_500_000, 10_000_000)] == \
+        ["0", "0.25", "500", "25k", "150k", "1.5M", "10M"]
