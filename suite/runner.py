@@ -17,6 +17,7 @@ from typing import Any
 
 from suite import numerics, registry
 from suite.api import Diverged, ProgressFn, world_size_of
+from suite.checkpoint import Checkpointer
 from suite.distributed import launch
 from suite.jobs import Job, plan_jobs, recorded_settings, run_context
 from suite.process import quiet_lightning, seed_everything
@@ -25,7 +26,7 @@ from suite.tracking import log_record
 
 # Job and its helpers lived here before they got a module of their own; code that imports them from here still works.
 __all__ = ["Job", "base_record", "failed_record", "plan_jobs", "quiet_lightning", "recorded_settings", "run_context",
-           "run_one", "seed_everything"]
+           "release_checkpoint", "run_one", "seed_everything"]
 
 TRACEBACK_TAIL = 2000
 
@@ -83,13 +84,26 @@ def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None =
     finally:
         if run_dir is None:
             shutil.rmtree(scratch, ignore_errors=True)
+        ctx.logger.close()
     wall = time.perf_counter() - start
+    if ctx.checkpoint.resumed_step is not None:  # the wall time and throughput of the whole run, all attempts
+        record["provenance"]["resumed"] = {"from_step": ctx.checkpoint.resumed_step,
+                                           "prior_wall_time_s": round(ctx.checkpoint.prior_wall_time_s, 3)}
+        wall += ctx.checkpoint.prior_wall_time_s
     record["wall_time_s"] = round(wall, 3)
     if record["steps"] and wall > 0:
         record["throughput"] = round(record["steps"] / wall, 3)
     if job.extra.get("track"):
-        log_record(record)
+        log_record(record, run=ctx.logger.wandb_run)
     return record
+
+
+def release_checkpoint(job: Job, record: dict[str, Any]) -> None:
+    """Once ``record`` is on disk: delete the run's checkpoint, unless ``--keep-checkpoints`` or the run failed
+    (a crash or timeout: a re-run of the sweep resumes from it)."""
+    live = job.extra.get("live") or {}
+    if job.live_dir is not None and record.get("status") != "failed" and not live.get("keep_checkpoints"):
+        Checkpointer(job.live_dir).clear()
 
 
 def _finite(value: Any) -> bool:
