@@ -175,7 +175,7 @@ class Checkpointer:
             raise ValueError("not a suite checkpoint (bad header)")
         if hashlib.sha256(payload).hexdigest().encode() != header[len(MAGIC):-1]:
             raise ValueError("content hash mismatch (truncated or edited)")
-        content = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+        content = torch.load(io.BytesIO(payload), weights_only=False)  # tensors back on the device they were saved from
         if not isinstance(content, dict) or not {"identity", "step", "state"} <= content.keys():
             raise ValueError("missing fields")
         return content
