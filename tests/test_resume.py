@@ -166,3 +166,17 @@ def test_sweep_leaves_a_live_csv_log_per_run_in_real_units(tmp_path):
         rows = list(csv.DictReader(open(folder / "metrics.csv")))
         assert [int(r["step"]) for r in rows][-1] == record["steps"]
         assert [float(r["seen_task_acc"]) for r in rows] == [p[1] for p in record["curves"]["seen_task_acc"]]
+
+
+def test_track_streams_the_live_log_to_wandb_offline_without_changing_a_number(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from suite.tracking import enable_tracking
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    hp = dict(strategy="ewc", lam=30.0, epochs=1)
+    plain = run_one(_job("continual", "permuted-digits-3", hp))
+    job = enable_tracking(with_live([_job("continual", "permuted-digits-3", hp)], tmp_path))[0]
+    tracked = run_one(job)
+    _same_result(plain, tracked)
+    assert list((job.live_dir / "wandb").glob("offline-run-*")), "one offline W&B run, streamed while it ran"
+    assert (job.live_dir / "metrics.csv").exists()
