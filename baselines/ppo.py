@@ -230,12 +230,14 @@ def fit_rl(module: L.LightningModule, ctx: RunContext) -> RunOutput:
     module.tracker.log = ctx.log
     if hasattr(module, "live_log"):
         module.live_log = ctx.log
+    left = True
     if hasattr(module, "load_resume_state"):
         module.checkpoint = ctx.checkpoint.maybe_save
         state = ctx.checkpoint.load()
         if state is not None:
             module.load_resume_state(state)
-    if len(module.train_dataloader()):  # a run resumed after its last iteration has nothing left to train
+            left = len(module.train_dataloader()) > 0  # nothing left to train: straight to the output
+    if left:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*(num_workers|log_every_n_steps|does not have many).*")
             trainer = L.Trainer(**ctx.trainer_kwargs(max_epochs=1, log_every_n_steps=1))
