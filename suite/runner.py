@@ -77,6 +77,8 @@ def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None =
             record.update(status="diverged", reason=f"metric {bad[0]} is {output.metrics[bad[0]]}")
         else:
             record["status"] = "ok"
+            # every run's live log ends with its final metrics at its last step, whatever the baseline logged
+            ctx.log(int(output.steps), **{k: float(v) for k, v in output.metrics.items() if _finite(v)})
     except Diverged as error:
         record.update(status="diverged", reason=error.reason, diverged_step=error.step)
     except Exception:

@@ -165,7 +165,8 @@ def test_sweep_leaves_a_live_csv_log_per_run_in_real_units(tmp_path):
         assert not (folder / CHECKPOINT_FILE).exists()
         rows = list(csv.DictReader(open(folder / "metrics.csv")))
         assert [int(r["step"]) for r in rows][-1] == record["steps"]
-        assert [float(r["seen_task_acc"]) for r in rows] == [p[1] for p in record["curves"]["seen_task_acc"]]
+        per_task = [float(r["seen_task_acc"]) for r in rows if r["seen_task_acc"]]
+        assert per_task == [p[1] for p in record["curves"]["seen_task_acc"]]
 
 
 def test_track_streams_the_live_log_to_wandb_offline_without_changing_a_number(tmp_path, monkeypatch):
@@ -180,3 +181,13 @@ def test_track_streams_the_live_log_to_wandb_offline_without_changing_a_number(t
     _same_result(plain, tracked)
     assert list((job.live_dir / "wandb").glob("offline-run-*")), "one offline W&B run, streamed while it ran"
     assert (job.live_dir / "metrics.csv").exists()
+
+
+def test_every_run_of_a_sweep_leaves_a_live_csv_log_ending_with_its_final_metrics(tmp_path, toy_spec_path):
+    jobs = plan_jobs(load_spec(toy_spec_path), "smoke", seeds=1)
+    summary = run_sweep(jobs, tmp_path, workers=1, in_process=True)
+    assert summary.done and all(r["status"] == "ok" for r in summary.done)
+    for job, record in zip(jobs, summary.done, strict=True):
+        rows = list(csv.DictReader(open(live_path(tmp_path, job.key) / "metrics.csv")))
+        assert int(rows[-1]["step"]) == record["steps"]
+        assert {k: float(rows[-1][k]) for k in record["metrics"]} == record["metrics"]
