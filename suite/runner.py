@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 import tempfile
 import time
 import traceback
@@ -77,8 +78,6 @@ def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None =
             record.update(status="diverged", reason=f"metric {bad[0]} is {output.metrics[bad[0]]}")
         else:
             record["status"] = "ok"
-            # every run's live log ends with its final metrics at its last step, whatever the baseline logged
-            ctx.log(int(output.steps), **{k: float(v) for k, v in output.metrics.items() if _finite(v)})
     except Diverged as error:
         record.update(status="diverged", reason=error.reason, diverged_step=error.step)
     except Exception:
@@ -86,8 +85,13 @@ def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None =
     finally:
         if run_dir is None:
             shutil.rmtree(scratch, ignore_errors=True)
-        ctx.logger.close()
     wall = time.perf_counter() - start
+    try:  # every live log ends with the final metrics at the last step (outside the clock); never costs a record
+        if record["status"] == "ok":
+            ctx.log(record["steps"], **{k: float(v) for k, v in record["metrics"].items() if _finite(v)})
+        ctx.logger.close()
+    except Exception as error:  # noqa: BLE001
+        print(f"warning: live log of {job.key.label} failed: {error}", file=sys.stderr)
     if ctx.checkpoint.resumed_step is not None:  # the wall time and throughput of the whole run, all attempts
         record["provenance"]["resumed"] = {"from_step": ctx.checkpoint.resumed_step,
                                            "prior_wall_time_s": round(ctx.checkpoint.prior_wall_time_s, 3)}
