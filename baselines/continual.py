@@ -17,16 +17,19 @@ hook/logging machinery cost more than the sub-millisecond steps themselves, so t
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.continual_penalties import STRATEGIES, make_strategy
 from suite.api import RunContext, RunOutput, Throttle, check_finite
+from suite.checkpoint import rng_state, set_rng_state
 from suite.data.continual import Batches, TaskStream, make_stream, protocol
 from suite.metrics import continual as cm
 from suite.metrics.fisher import masked_logits
@@ -217,8 +220,29 @@ def fit(ctx: RunContext) -> RunOutput:
             trajectory.append(evaluate(module, stream, state["task"]))
 
     module.epoch_end_hook = on_epoch_end
-    samples, t_train, t_importance = 0, 0.0, 0.0
+    samples, t_train, t_importance, first_task = 0, 0.0, 0.0, 0
+
+    def resume_state() -> dict[str, Any]:
+        """Everything after a task: weights, strategy (anchors, importances), data/Fisher generators, RNG, R."""
+        return {"module": module.state_dict(), "steps_done": module.steps_done,
+                "importance": copy.deepcopy(module.importance), "penalty": copy.deepcopy(module.penalty),
+                "order_gen": order_gen.get_state(), "fisher_gen": fisher_gen.get_state(), "rng": rng_state(),
+                "r": copy.deepcopy(r), "trajectory_x": list(trajectory_x), "trajectory": copy.deepcopy(trajectory),
+                "samples": samples, "time_s": [t_train, t_importance], "next_task": t + 1}
+
+    saved = ctx.checkpoint.load()
+    if saved is not None:  # resume after task saved["next_task"] - 1; the optimiser is fresh per task anyway
+        module.load_state_dict(saved["module"])
+        module.steps_done = saved["steps_done"]
+        module.importance, module.penalty = saved["importance"], saved["penalty"]
+        order_gen.set_state(saved["order_gen"])
+        fisher_gen.set_state(saved["fisher_gen"])
+        set_rng_state(saved["rng"])
+        r[:], trajectory_x[:], trajectory[:] = saved["r"], saved["trajectory_x"], saved["trajectory"]
+        samples, (t_train, t_importance), first_task = saved["samples"], saved["time_s"], saved["next_task"]
     for t, task in enumerate(stream.tasks):
+        if t < first_task:
+            continue
         state.update(task=t, epoch=0)
         seen = list(range(t + 1)) if hp["strategy"] == "multitask" else [t]
         batches = Batches(stream, seen, int(hp["batch_size"]), order_gen, trained=t)
@@ -240,6 +264,10 @@ def fit(ctx: RunContext) -> RunOutput:
         r.append(evaluate(module, stream, t))
         trajectory_x.append(t + 1.0)
         trajectory.append(r[-1])
+        ctx.log(samples, tasks_trained=t + 1, seen_task_acc=float(np.mean(r[-1][:t + 1])), task1_acc=r[-1][0],
+                newest_task_acc=r[-1][t])
+        if t + 1 < n_tasks:
+            ctx.checkpoint.maybe_save(samples, resume_state)
 
     metrics = cm.summary(r)
     seen_acc = cm.seen_task_accuracy(r)

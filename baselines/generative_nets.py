@@ -173,8 +173,10 @@ def fit_generative(ctx: RunContext, build: Callable[[dict[str, Any], tuple[int, 
             check_finite(value, step, name)
             if step % log_every == 0:
                 curves.setdefault(name, []).append((step, float(value)))
+                ctx.log(step, **{name: curves[name][-1][1]})
         if step in eval_at:
             curves["fid"].append((step, evaluator(generate(), fid_only=True)["fid"]))
+            ctx.log(step, fid=curves["fid"][-1][1])
         progress(step, steps)
 
     step = 0

@@ -81,6 +81,7 @@ class MAMLClassifier(L.LightningModule):
         self.meta_loss_curve: list[tuple[float, float]] = []
         self._loss_sum, self._loss_count = 0.0, 0
         self.progress: Any = lambda step, total: None
+        self.live_log: Any = lambda step, **metrics: None  # ctx.log, at each curve point (meta-iterations)
         self.tasks_per_rank, self.rank_weight = self.cfg["meta_batch"], 1.0
 
     def on_fit_start(self) -> None:
@@ -142,6 +143,7 @@ class MAMLClassifier(L.LightningModule):
             if self.iteration % log_every == 0:
                 self.meta_loss_curve.append((self.iteration, self._loss_sum / self._loss_count))
                 self._loss_sum, self._loss_count = 0.0, 0
+                self.live_log(self.iteration, meta_loss=self.meta_loss_curve[-1][1])
         check_finite(loss, self.iteration, "meta_loss")
         self.progress(self.iteration, h.meta_iterations)
 

@@ -180,6 +180,7 @@ class SineMetaLearner(L.LightningModule, abc.ABC):
         self.eval_curve: list[tuple[float, float]] = []
         self.eval_set: SineTasks | None = None
         self.progress: Any = lambda step, total: None
+        self.live_log: Any = lambda step, **metrics: None  # ctx.log, at each curve point (meta-iterations)
         self.tasks_per_rank, self.rank_weight = h.meta_batch, 1.0
         self.replica_sums: list[float] = []
 
@@ -218,8 +219,10 @@ class SineMetaLearner(L.LightningModule, abc.ABC):
             if self.iteration % log_every == 0:  # the curve shows the mean objective since the last point
                 self.meta_loss_curve.append((self.iteration, self.loss_sum / self.loss_count))
                 self.loss_sum, self.loss_count = 0.0, 0
+                self.live_log(self.iteration, meta_loss=self.meta_loss_curve[-1][1])
             if eval_every and self.iteration % eval_every == 0:
                 self.eval_curve.append((self.iteration, self.evaluate(steps=1)[1]))
+                self.live_log(self.iteration, eval_mse_step1=self.eval_curve[-1][1])
         check_finite(losses.mean(), self.iteration, "meta_loss")
         self.progress(self.iteration, total)
 
@@ -257,6 +260,7 @@ def train_meta_learner(module: L.LightningModule, ctx: RunContext | None = None,
     kwargs.update(max_epochs=1, num_sanity_val_steps=0, use_distributed_sampler=False, **trainer_overrides)
     if ctx is not None:
         module.progress = Throttle(ctx.progress)
+        module.live_log = ctx.log
     start = time.perf_counter()
     L.Trainer(**kwargs).fit(module, loader)
     return time.perf_counter() - start

@@ -16,6 +16,7 @@ over the first observations equals it, whatever the noise type (``ExplorationHea
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -24,6 +25,7 @@ import torch
 from baselines.exploration import ExplorationHead, exploration_output, maybe_reset_noise
 from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, adam, mlp
 from suite.api import RunContext, RunOutput, Throttle, check_finite
+from suite.checkpoint import rng_state, set_rng_state
 from suite.registry import register_baseline
 
 DEFAULTS = dict(
@@ -91,12 +93,38 @@ class PPO(L.LightningModule):
         self.episode_start = torch.ones(n)
         self.env_steps = 0
         self.progress = lambda step, total: None
+        self.live_log = lambda step, **metrics: None  # ctx.log, once per iteration
+        self.checkpoint = lambda step, make_state: None  # ctx.checkpoint.maybe_save, once per iteration
+        self.start_iteration = 0  # > 0 when resumed from a checkpoint
+        self._resume: dict[str, Any] | None = None  # optimizer and RNG state, restored in the first training_step
+
+    # ------------------------------------------------------------------------------------ checkpoint / resume
+    def resume_state(self) -> dict[str, Any]:
+        """The whole state between two iterations: weights, optimizer, normaliser, envs, RNG streams, curves."""
+        head = self.head
+        return {"module": self.state_dict(), "optimizer": self.optimizers().optimizer.state_dict(),
+                "noise": {"p_a": head.p_a, "p_x": head.p_x}, "norm": self.norm.state_dict(),
+                "envs": self.envs.state_dict(), "tracker": self.tracker.state_dict(), "rng": rng_state(),
+                "obs": self.obs.clone(), "episode_start": self.episode_start.clone(), "env_steps": self.env_steps}
+
+    def load_resume_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`resume_state`; the optimizer and RNG streams follow at the first ``training_step``
+        (the Trainer builds the optimizer, and starting its loop draws from torch's RNG)."""
+        self.load_state_dict(state["module"])
+        self.head.p_a, self.head.p_x = state["noise"]["p_a"], state["noise"]["p_x"]
+        self.norm.load_state_dict(state["norm"])
+        self.envs.load_state_dict(state["envs"])
+        self.tracker.load_state_dict(state["tracker"])
+        self.obs, self.episode_start = state["obs"].clone(), state["episode_start"].clone()
+        self.env_steps = int(state["env_steps"])
+        self.start_iteration = self.env_steps // (self.hp["n_envs"] * self.hp["n_steps"])
+        self._resume = {"optimizer": state["optimizer"], "rng": state["rng"]}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return adam(self.parameters(), self.hp["learning_rate"], eps=1e-5)
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
-        return torch.utils.data.DataLoader(range(self.iterations), batch_size=None)
+        return torch.utils.data.DataLoader(range(self.start_iteration, self.iterations), batch_size=None)
 
     def env_action(self, gaussian_action: torch.Tensor) -> torch.Tensor:
         return torch.maximum(torch.minimum(gaussian_action, self.high), self.low)
@@ -154,6 +182,10 @@ class PPO(L.LightningModule):
 
     def training_step(self, batch: object, batch_idx: int) -> None:
         hp, opt = self.hp, self.optimizers()
+        if self._resume is not None:
+            opt.optimizer.load_state_dict(self._resume["optimizer"])
+            set_rng_state(self._resume["rng"])
+            self._resume = None
         self.collect_rollout()
         adv, returns, old_logp = self.advantages()
         obs, act = self.buf_obs.view(-1, self.buf_obs.shape[-1]), self.buf_act.view(-1, self.buf_act.shape[-1])
@@ -177,21 +209,39 @@ class PPO(L.LightningModule):
                 torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"], foreach=True)
                 opt.step()
         check_finite(loss, self.env_steps)
+        self.live_log(self.env_steps, loss=float(loss), pg_loss=float(pg_loss), v_loss=float(v_loss))
         if self.tracker.due(self.env_steps):
             self.tracker.run(self.env_steps, self.policy, self.norm, self.envs.finished_returns)
         self.progress(self.env_steps, self.tracker.total_steps)
+        if self.env_steps < self.tracker.total_steps:
+            self.checkpoint(self.env_steps, self.resume_state)
 
     def run_output(self) -> RunOutput:
         return exploration_output(self.actor, self.head, self.tracker, self.env_steps)
 
 
 def fit_rl(module: L.LightningModule, ctx: RunContext) -> RunOutput:
-    """Train an RL module whose ``train_dataloader`` yields one item per training_step; shared with SAC."""
+    """Train an RL module whose ``train_dataloader`` yields one item per training_step; shared with SAC.
+
+    Evaluations go to the run's live log; a module with ``resume_state``/``load_resume_state`` (PPO) is also
+    checkpointed through ``ctx.checkpoint`` and resumed from the run's last checkpoint.
+    """
     module.progress = Throttle(ctx.progress)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(num_workers|log_every_n_steps|does not have many).*")
-        trainer = L.Trainer(**ctx.trainer_kwargs(max_epochs=1, log_every_n_steps=1))
-        trainer.fit(module)
+    module.tracker.log = ctx.log
+    if hasattr(module, "live_log"):
+        module.live_log = ctx.log
+    left = True
+    if hasattr(module, "load_resume_state"):
+        module.checkpoint = ctx.checkpoint.maybe_save
+        state = ctx.checkpoint.load()
+        if state is not None:
+            module.load_resume_state(state)
+            left = len(module.train_dataloader()) > 0  # nothing left to train: straight to the output
+    if left:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(num_workers|log_every_n_steps|does not have many).*")
+            trainer = L.Trainer(**ctx.trainer_kwargs(max_epochs=1, log_every_n_steps=1))
+            trainer.fit(module)
     out = module.run_output()
     module.envs.close()
     module.tracker.envs.close()

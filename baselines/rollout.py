@@ -9,13 +9,60 @@ return.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from baselines.optim import FusedAdam
 from suite.envs.mujoco_envs import make_env
+
+_WRAPPER_STATE = ("_elapsed_steps", "_has_reset")  # TimeLimit's step count, OrderEnforcing's flag
+_PLAIN = (np.ndarray, np.generic, int, float, bool, tuple, type(None))
+
+
+def env_state(env: Any) -> dict[str, Any]:
+    """Everything a gymnasium env's next steps depend on, for a checkpoint (:func:`set_env_state` restores it).
+
+    MuJoCo envs: the whole ``MjData`` (positions, velocities, actuator activations, time, the solver's warm start
+    and the derived quantities of the last step, which some rewards read before stepping, e.g. Ant's torso
+    position), restored with ``mj_copyData``; other envs (classic control): their plain attributes (``state``,
+    ``last_u``, ...).  Plus the env's ``np_random`` and its action space's generator, and the wrappers' counters
+    (TimeLimit's elapsed steps).
+    """
+    inner = env.unwrapped
+    state: dict[str, Any] = {"np_random": inner.np_random.bit_generator.state,
+                             "action_space": env.action_space.np_random.bit_generator.state, "wrappers": []}
+    wrapper = env
+    while hasattr(wrapper, "env"):
+        state["wrappers"].append({k: v for k, v in vars(wrapper).items() if k in _WRAPPER_STATE})
+        wrapper = wrapper.env
+    if type(getattr(inner, "data", None)).__name__ == "MjData":
+        state["mjdata"] = copy.copy(inner.data)
+    else:
+        state["attrs"] = {k: copy.deepcopy(v) for k, v in vars(inner).items()
+                          if isinstance(v, _PLAIN) and not k.startswith("_np_random")}
+    return state
+
+
+def set_env_state(env: Any, state: dict[str, Any]) -> None:
+    inner = env.unwrapped
+    inner.np_random.bit_generator.state = state["np_random"]
+    env.action_space.np_random.bit_generator.state = state["action_space"]
+    wrapper, saved = env, iter(state["wrappers"])
+    while hasattr(wrapper, "env"):
+        for k, v in next(saved).items():
+            setattr(wrapper, k, v)
+        wrapper = wrapper.env
+    if "mjdata" in state:
+        import mujoco
+
+        mujoco.mj_copyData(inner.data, inner.model, state["mjdata"])
+    else:
+        for k, v in state["attrs"].items():
+            setattr(inner, k, copy.deepcopy(v))
 
 
 class RunningMeanStd:
@@ -37,6 +84,13 @@ class RunningMeanStd:
         m2 = self.var * self.count + b_var * n + delta**2 * self.count * n / total
         self.var, self.count = m2 / total, total
 
+    def state_dict(self) -> dict[str, Any]:
+        return copy.deepcopy({"mean": self.mean, "var": self.var, "count": self.count})  # keeps scalar vs array
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = copy.deepcopy(state)
+        self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
+
 
 class Normalizer:
     """Observation (and optionally reward) normalisation with running statistics; ``frozen`` during evaluation."""
@@ -53,6 +107,15 @@ class Normalizer:
             self.obs_rms.update(obs)
         out = (obs - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + 1e-8)
         return np.clip(out, -self.clip, self.clip).astype(np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"obs_rms": self.obs_rms.state_dict(), "ret_rms": self.ret_rms.state_dict(),
+                "returns": copy.deepcopy(self.returns)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.obs_rms.load_state_dict(state["obs_rms"])
+        self.ret_rms.load_state_dict(state["ret_rms"])
+        self.returns = copy.deepcopy(state["returns"])
 
     def reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
         if not self.norm_reward:
@@ -99,6 +162,20 @@ class VecEnv:
                 self.ep_return[i] = 0.0
                 obs, _ = env.reset()
             self.obs[i] = obs
+
+    def state_dict(self) -> dict[str, Any]:
+        """The envs' states and the batch arrays between steps (see :func:`env_state`)."""
+        arrays = {k: getattr(self, k).copy() for k in ("obs", "rewards", "terminated", "truncated", "final_obs",
+                                                       "ep_return")}
+        return {"envs": [env_state(env) for env in self.envs], "finished_returns": list(self.finished_returns),
+                **arrays}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for env, saved in zip(self.envs, state["envs"], strict=True):
+            set_env_state(env, saved)
+        for k in ("obs", "rewards", "terminated", "truncated", "final_obs", "ep_return"):
+            setattr(self, k, state[k].copy())
+        self.finished_returns = list(state["finished_returns"])
 
     def close(self) -> None:
         for env in self.envs:
@@ -166,6 +243,16 @@ class EvalTracker:
         self.curves: dict[str, list[tuple[float, float]]] = {"eval_return": [], "energy": [], "train_return": []}
         self.last: dict[str, float] = {}
         self.visited = np.zeros((0, self.envs.obs_dim), np.float32)
+        self.log: Callable[..., None] | None = None  # ctx.log: each evaluation goes to the run's live log
+
+    def state_dict(self) -> dict[str, Any]:
+        """Schedule, curves and last evaluation (the eval envs are reset with fixed seeds at every evaluation)."""
+        return {"next_at": self.next_at, "curves": copy.deepcopy(self.curves), "last": dict(self.last),
+                "visited": self.visited.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.next_at, self.curves = state["next_at"], copy.deepcopy(state["curves"])
+        self.last, self.visited = dict(state["last"]), state["visited"].copy()
 
     def due(self, step: int) -> bool:
         return step >= self.next_at or step >= self.total_steps
@@ -180,3 +267,6 @@ class EvalTracker:
         self.last = {"eval_return": ret, "energy": energy}
         while self.next_at <= step:
             self.next_at += self.every
+        if self.log is not None:
+            self.log(step, eval_return=ret, energy=energy,
+                     **({"train_return": self.curves["train_return"][-1][1]} if train_returns else {}))

@@ -96,6 +96,7 @@ def td_control(ctx: RunContext, on_policy: bool) -> RunOutput:
             q = np.array(qs)
             curves["max_abs_error"].append((float(e + 1), float(np.abs(q - q_star).max())))
             curves["episode_return"].append((float(e + 1), float(np.mean(returns[-hp["eval_every"]:]))))
+            ctx.log(e + 1, max_abs_error=curves["max_abs_error"][-1][1], episode_return=curves["episode_return"][-1][1])
             progress(e + 1, episodes)
     q = np.array(qs)
     return RunOutput(chain_metrics(q, q_star, mdp, hp), curves, steps=steps, step_unit="env_steps",

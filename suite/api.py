@@ -24,6 +24,9 @@ from typing import Any
 
 import torch
 
+from suite.checkpoint import Checkpointer
+from suite.livelog import LiveLog
+
 ProgressFn = Callable[[int, int], None]
 
 
@@ -79,6 +82,17 @@ class RunContext:
     accelerator: str = "cpu"
     devices: int | str = 1
     precision: str = "32-true"
+    live_dir: Path | None = None  # persistent per-run folder (checkpoint, metrics.csv); None outside a sweep
+    checkpoint: Checkpointer = field(default_factory=Checkpointer, repr=False, compare=False)
+    logger: LiveLog = field(default_factory=LiveLog, repr=False, compare=False)
+
+    def log(self, step: int, **metrics: float) -> None:
+        """Log ``metrics`` at ``step`` (in the run's own unit: env steps, frames, meta-iterations, samples).
+
+        Call it once per chunk or evaluation, never per step: it writes ``metrics.csv`` in the live folder through
+        Lightning's CSVLogger and, with ``--track``, streams to W&B.  It changes no number of the run.
+        """
+        self.logger.log(step, metrics)
 
     @property
     def world_size(self) -> int:

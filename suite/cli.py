@@ -133,6 +133,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("dry run: nothing was run")
         return 0
     all_jobs = [job for spec in specs for job in jobs[spec.name]]
+    from suite.jobs import with_live
+
+    all_jobs = with_live(all_jobs, root, args.checkpoint_every, args.checkpoint_minutes * 60.0,
+                         args.keep_checkpoints, live_log=not args.no_live_log)
     if args.track:
         from suite.tracking import enable_tracking
 
@@ -352,6 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ray-address", default=None, help="existing Ray cluster (default: start a local one)")
     run.add_argument("--track", action="store_true", help="log runs to Weights & Biases (offline without a key)")
     run.add_argument("--no-report", action="store_true", help="skip the tables printed after the sweep")
+    run.add_argument("--checkpoint-every", type=_whole(0, 2**62), default=0, metavar="STEPS",
+                     help="checkpoint a run every STEPS of its own unit (env steps, samples, ...), at the first "
+                          "chunk boundary past each multiple; 0 = only by time (default: 0)")
+    run.add_argument("--checkpoint-minutes", type=float, default=10.0, metavar="MIN",
+                     help="checkpoint a run at most every MIN minutes of wall time; 0 = never (default: 10)")
+    run.add_argument("--keep-checkpoints", action="store_true",
+                     help="keep a run's checkpoint after its record is written (default: delete it)")
+    run.add_argument("--no-live-log", action="store_true",
+                     help="no metrics.csv live log in the runs' live folders")
     run.set_defaults(fn=cmd_run)
 
     report = sub.add_parser("report", help="tables, figures and BENCHMARKS.md from records")

@@ -91,7 +91,7 @@ def _rank_main(job_file: str, out_file: str) -> None:
     """Body of one rank: the same context and seeding as :func:`suite.runner.run_one`, then ``fit``."""
     job, run_dir = pickle.loads(Path(job_file).read_bytes())
     rank = int(os.environ.get("RANK", "0"))
-    ctx = run_context(job, Path(run_dir))
+    ctx = run_context(job, Path(run_dir), rank=rank)  # rank 0 alone writes checkpoints and live logs
     seed_everything(job.key.seed, job.threads)  # same init on every rank; DDP also broadcasts rank 0's weights
     quiet_lightning()
     try:

@@ -6,14 +6,19 @@ none of them needs another to know what a job is, so the harness's import graph 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from suite import numerics
 from suite.api import ProgressFn, RunContext, world_size_of
+from suite.checkpoint import Checkpointer
+from suite.livelog import LiveLog
 from suite.spec import TaskSpec
-from suite.store import RunKey, config_hash
+from suite.store import RunKey, config_hash, live_path
+
+CHECKPOINT_INTERVAL_S = 600.0  # default: a checkpoint at most every 10 minutes of a run's wall time
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,12 @@ class Job:
     precision: str = "32-true"
     numerics: str = numerics.DEFAULT_LEVEL  # CPU kernel pinning (suite.numerics); part of the run's identity
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def live_dir(self) -> Path | None:
+        """The run's live folder under the sweep's results root (``None``: no root was given, nothing persists)."""
+        live = self.extra.get("live") or {}
+        return live_path(Path(live["root"]), self.key) if live.get("root") else None
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -76,9 +87,49 @@ def recorded_settings(record: dict[str, Any]) -> dict[str, Any]:
             "numerics": (prov.get("numerics") or {}).get("level", numerics.DEFAULT_LEVEL)}
 
 
-def run_context(job: Job, run_dir: Path, progress: ProgressFn | None = None) -> RunContext:
+def with_live(jobs: list[Job], root: Path, checkpoint_every: int = 0,
+              checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S, keep_checkpoints: bool = False,
+              live_log: bool = True) -> list[Job]:
+    """Give jobs their live folder under ``root`` and the checkpoint options (run options: not in the config hash)."""
+    live = {"root": str(root), "checkpoint_every": int(checkpoint_every),
+            "checkpoint_interval_s": float(checkpoint_interval_s), "keep_checkpoints": bool(keep_checkpoints),
+            "log": bool(live_log)}
+    return [replace(job, extra={**job.extra, "live": {**live, **(job.extra.get("live") or {})}}) for job in jobs]
+
+
+def checkpointer(job: Job, logger: LiveLog | None = None, rank: int = 0) -> Checkpointer:
+    """The job's :class:`Checkpointer` (off without a live folder); only rank 0 of a DDP run writes."""
+    live, folder = job.extra.get("live") or {}, job.live_dir
+    if folder is None:
+        return Checkpointer()
+    identity = {"key": job.key.label, "config_hash": job.config_hash, "settings": job.settings}
+    return Checkpointer(folder, live.get("checkpoint_every", 0), live.get("checkpoint_interval_s", 0.0), identity,
+                        writable=rank == 0, on_resume=logger.resume_at if logger is not None else None)
+
+
+def live_logger(job: Job, rank: int = 0) -> LiveLog:
+    """CSV live log in the job's live folder (when ``log`` is on), plus W&B streaming for ``--track``; rank 0 only."""
+    live = job.extra.get("live") or {}
+    if rank != 0:
+        return LiveLog()
+    folder = job.live_dir if live.get("log", True) else None
+    wandb_init = None
+    if job.extra.get("track"):
+        wandb_init = dict(project=os.environ.get("WANDB_PROJECT", "lightning-repro-suite"),
+                          group=f"{job.key.task}/{job.key.variant}", job_type=job.key.profile,
+                          name=f"{job.key.variant}-{job.key.env}-s{job.key.seed}",
+                          config={**job.hparams, "task": job.key.task, "variant": job.key.variant,
+                                  "env": job.key.env, "seed": job.key.seed, "baseline": job.baseline,
+                                  "config_hash": job.config_hash},
+                          dir=str(folder) if folder is not None else None)
+    return LiveLog(folder, wandb_init)
+
+
+def run_context(job: Job, run_dir: Path, progress: ProgressFn | None = None, rank: int = 0) -> RunContext:
     """The :class:`RunContext` a baseline's ``fit`` receives for ``job`` (also on every DDP rank)."""
+    logger = live_logger(job, rank)
     return RunContext(task=job.key.task, variant=job.key.variant, env=job.key.env, seed=job.key.seed,
                       profile=job.key.profile, baseline=job.baseline, hparams=dict(job.hparams), run_dir=run_dir,
                       progress=progress or (lambda step, total: None), accelerator=job.accelerator,
-                      devices=job.devices, precision=job.precision)
+                      devices=job.devices, precision=job.precision, live_dir=job.live_dir,
+                      checkpoint=checkpointer(job, logger, rank), logger=logger)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 import tempfile
 import time
 import traceback
@@ -17,6 +18,7 @@ from typing import Any
 
 from suite import numerics, registry
 from suite.api import Diverged, ProgressFn, world_size_of
+from suite.checkpoint import Checkpointer
 from suite.distributed import launch
 from suite.jobs import Job, plan_jobs, recorded_settings, run_context
 from suite.process import quiet_lightning, seed_everything
@@ -25,7 +27,7 @@ from suite.tracking import log_record
 
 # Job and its helpers lived here before they got a module of their own; code that imports them from here still works.
 __all__ = ["Job", "base_record", "failed_record", "plan_jobs", "quiet_lightning", "recorded_settings", "run_context",
-           "run_one", "seed_everything"]
+           "release_checkpoint", "run_one", "seed_everything"]
 
 TRACEBACK_TAIL = 2000
 
@@ -84,12 +86,30 @@ def run_one(job: Job, progress: ProgressFn | None = None, run_dir: Path | None =
         if run_dir is None:
             shutil.rmtree(scratch, ignore_errors=True)
     wall = time.perf_counter() - start
+    try:  # every live log ends with the final metrics at the last step (outside the clock); never costs a record
+        if record["status"] == "ok":
+            ctx.log(record["steps"], **{k: float(v) for k, v in record["metrics"].items() if _finite(v)})
+        ctx.logger.close()
+    except Exception as error:  # noqa: BLE001
+        print(f"warning: live log of {job.key.label} failed: {error}", file=sys.stderr)
+    if ctx.checkpoint.resumed_step is not None:  # the wall time and throughput of the whole run, all attempts
+        record["provenance"]["resumed"] = {"from_step": ctx.checkpoint.resumed_step,
+                                           "prior_wall_time_s": round(ctx.checkpoint.prior_wall_time_s, 3)}
+        wall += ctx.checkpoint.prior_wall_time_s
     record["wall_time_s"] = round(wall, 3)
     if record["steps"] and wall > 0:
         record["throughput"] = round(record["steps"] / wall, 3)
     if job.extra.get("track"):
-        log_record(record)
+        log_record(record, run=ctx.logger.wandb_run)
     return record
+
+
+def release_checkpoint(job: Job, record: dict[str, Any]) -> None:
+    """Once ``record`` is on disk: delete the run's checkpoint, unless ``--keep-checkpoints`` or the run failed
+    (a crash or timeout: a re-run of the sweep resumes from it)."""
+    live = job.extra.get("live") or {}
+    if job.live_dir is not None and record.get("status") != "failed" and not live.get("keep_checkpoints"):
+        Checkpointer(job.live_dir).clear()
 
 
 def _finite(value: Any) -> bool:

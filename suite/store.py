@@ -1,6 +1,7 @@
 """Results store: one JSON record per run, written atomically, verified on read.
 
-Layout: ``<root>/<profile>/<task>/runs/<variant>__<env>__s<seed>.json``.  A record
+Layout: ``<root>/<profile>/<task>/runs/<variant>__<env>__s<seed>.json``; the run's live folder (checkpoint and
+live log, not records) is ``<root>/<profile>/<task>/live/<variant>__<env>__s<seed>/``.  A record
 carries a sha256 of its own canonical content (``record_hash``); reading checks the
 schema and that hash, so a truncated or hand-edited file is reported by path and
 re-run instead of being used.
@@ -64,6 +65,14 @@ def runs_folder(root: Path, profile: str, task: str) -> Path:
 
 def record_path(root: Path, key: RunKey) -> Path:
     return runs_folder(root, key.profile, key.task) / f"{slug(key.variant)}__{slug(key.env)}__s{key.seed}.json"
+
+
+def live_path(root: Path, key: RunKey) -> Path:
+    """The run's live folder (checkpoint, ``metrics.csv``): ``<root>/<profile>/<task>/live/<variant>__<env>__s<seed>``.
+
+    Not a record: git-ignored, and its checkpoint is deleted once the run's record is written.
+    """
+    return Path(root) / key.profile / key.task / "live" / f"{slug(key.variant)}__{slug(key.env)}__s{key.seed}"
 
 
 def canonical_json(value: Any) -> str:

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from suite import registry
-from suite.jobs import Job, recorded_settings
+from suite.checkpoint import Checkpointer
+from suite.jobs import Job, recorded_settings, with_live
 from suite.process import set_parent_death_signal
 from suite.progress import SweepReporter
-from suite.runner import failed_record, run_one
+from suite.runner import failed_record, release_checkpoint, run_one
 from suite.store import (
     CorruptRecord,
     pin_git_state,
@@ -116,6 +117,7 @@ def _worker_main(conn: Connection, root: str, lifeline: Connection) -> None:
 
         record = run_one(job, progress)
         path = write_record(Path(root), record, before_rename=lambda: _check_lifeline(lifeline))
+        release_checkpoint(job, record)
         conn.send(("done", str(path)))
 
 
@@ -242,11 +244,20 @@ class WorkerPool:
 
 
 def begin_sweep(jobs: list[Job], root: Path, force: bool, reporter: Any) -> tuple[list[Job], SweepSummary, Any]:
-    """What every executor does first: pin the code version, find what is left to run, announce it."""
+    """What every executor does first: pin the code version, find what is left to run, announce it.
+
+    The runs to do get their live folder under ``root`` (checkpoint and live log; the options
+    :func:`suite.jobs.with_live` set, or its defaults).  A run with a checkpoint there resumes from it;
+    ``force`` deletes the checkpoints first, so forced runs start from scratch.
+    """
     pin_git_state()
     for profile, task in dict.fromkeys((job.key.profile, job.key.task) for job in jobs):
         sweep_stale_temps(runs_folder(root, profile, task))
     todo, skipped, corrupt = pending(jobs, root, force)
+    todo = with_live(todo, root)
+    if force:
+        for job in todo:
+            Checkpointer(job.live_dir).clear()
     reporter = reporter or SweepReporter()
     for message in corrupt:
         reporter.note(f"corrupt record, re-running: {message}")
@@ -263,6 +274,7 @@ def run_sweep(jobs: list[Job], root: Path, workers: int, force: bool = False,
             for job in todo:
                 reporter.started(job)
                 record = read_record(write_record(root, run_one(job, lambda s, t, j=job: reporter.progress(j, s, t))))
+                release_checkpoint(job, record)
                 summary.done.append(record)
                 reporter.finished(job, record)
         else:

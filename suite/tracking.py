@@ -1,4 +1,5 @@
-"""``--track``: log each finished run to Weights & Biases, grouped by task and variant.
+"""``--track``: stream each run to Weights & Biases while it runs and log its record when it ends, grouped by
+task and variant (the live part is :mod:`suite.livelog`).
 
 Records on disk stay the source of truth; W&B is a mirror.  Without ``WANDB_API_KEY``
 the run is logged in offline mode (a local ``wandb/`` folder, never a network call),
@@ -12,6 +13,7 @@ import os
 from typing import Any
 
 from suite.jobs import Job
+from suite.livelog import start_wandb
 
 
 def enable_tracking(jobs: list[Job]) -> list[Job]:
@@ -25,21 +27,22 @@ def enable_tracking(jobs: list[Job]) -> list[Job]:
     return [dataclasses.replace(job, extra={**job.extra, "track": True}) for job in jobs]
 
 
-def log_record(record: dict[str, Any], directory: str | None = None) -> str | None:
-    """Log one record (config, curves, final metrics) as a W&B run; returns the run directory or None."""
-    try:
-        import wandb
+def log_record(record: dict[str, Any], directory: str | None = None, run: Any = None) -> str | None:
+    """Log one record (config, curves, final metrics) as a W&B run; returns the run directory or None.
 
-        if not os.environ.get("WANDB_API_KEY"):
-            os.environ["WANDB_MODE"] = "offline"
-        os.environ.setdefault("WANDB_SILENT", "true")
-        run = wandb.init(
-            project=os.environ.get("WANDB_PROJECT", "lightning-repro-suite"),
-            group=f"{record['task']}/{record['variant']}",
-            job_type=record["profile"], name=f"{record['variant']}-{record['env']}-s{record['seed']}",
-            config={**record["config"], "env": record["env"], "seed": record["seed"], "baseline": record["baseline"]},
-            dir=directory, reinit=True, settings=wandb.Settings(init_timeout=30, silent=True),
-        )
+    ``run``: the W&B run the live log streamed to while the run ran (:mod:`suite.livelog`); completed and finished
+    here.  Without one (a baseline that logged nothing live) a new run is opened.
+    """
+    try:
+        if run is None:
+            run = start_wandb(dict(
+                project=os.environ.get("WANDB_PROJECT", "lightning-repro-suite"),
+                group=f"{record['task']}/{record['variant']}",
+                job_type=record["profile"], name=f"{record['variant']}-{record['env']}-s{record['seed']}",
+                config={**record["config"], "task": record["task"], "variant": record["variant"],
+                        "env": record["env"], "seed": record["seed"], "baseline": record["baseline"],
+                        "config_hash": record["config_hash"]},
+                dir=directory))
         for name, points in record["curves"].items():
             for step, value in points:
                 run.log({f"curve/{name}": value, f"curve/{name}_step": step})

@@ -22,7 +22,7 @@ from typing import Any
 from suite import numerics, registry
 from suite.api import world_size_of
 from suite.jobs import Job
-from suite.runner import failed_record, run_one
+from suite.runner import failed_record, release_checkpoint, run_one
 from suite.store import GIT_ENV, RunKey, read_record, write_record
 from suite.sweep import THREAD_ENV, SweepSummary, begin_sweep
 
@@ -107,6 +107,7 @@ def run_sweep_ray(jobs: list[Job], root: Path, force: bool = False, address: str
                     record = failed_record(job, f"ray task failed: {type(error).__name__}: {error}"[-2000:],
                                            now - run_started.get(job.key, submitted))
                 summary.done.append(read_record(write_record(root, record)))
+                release_checkpoint(job, record)  # live folders sit under root: Ray needs it on a shared filesystem
                 reporter.finished(job, summary.done[-1])
             for ref, (job, _) in list(pending_refs.items()):
                 started = run_started.get(job.key)
