@@ -85,8 +85,9 @@ def test_ppo_speed(benchmark: object) -> None:
     benchmark.extra_info.update(speeds)
     benchmark.pedantic(_ours, args=("ppo", "gsde", 2048), rounds=1, iterations=1)
     print("PPO steps/s", speeds)
+    # issue 19's targets; measured idle, pinned, AVX2 host: gSDE 1.80x SB3, Lattice 0.83 of gSDE (not yet 0.85)
     assert speeds["gsde"] >= 1.5 * speeds["sb3_gsde"]
-    assert speeds["lattice"] >= 0.8 * speeds["gsde"]
+    assert speeds["lattice"] >= 0.85 * speeds["gsde"]
 
 
 def test_sac_speed(benchmark: object) -> None:
@@ -96,11 +97,12 @@ def test_sac_speed(benchmark: object) -> None:
     benchmark.extra_info.update(speeds)
     benchmark.pedantic(_ours, args=("sac", "gsde", 200), rounds=1, iterations=1)
     print("SAC steps/s", speeds)
-    # The targets are asserted as stated.  gSDE >= 1.5x SB3 is not met: one gradient step (three twin-critic
+    # Issue 19's targets, asserted as stated: gSDE >= 1.3x SB3 (1.26x measured idle, pinned, AVX2 host; the earlier
+    # 1.5x is retired as out of reach): one gradient step (three twin-critic
     # passes, two actor passes, their backwards; ~300M MACs at 256x256, batch 256) is matmul-bound on one core
     # (the critic's batched matmuls run at ~69 GFLOP/s against ~88 for a bare 256^3 matmul here), so equal FLOPs
     # cap us near SB3's time minus its Python overhead: measured 1.23-1.35x.  Lattice/gSDE measured 0.80-0.81
     # (0.74 before its std and covariance basis were computed once per gradient step, ExplorationHead.shared_terms);
     # what remains is its 256x256 perturbation draw per reset and the batched Cholesky of the 6x6 covariances.
-    assert speeds["gsde"] >= 1.5 * speeds["sb3_gsde"]
+    assert speeds["gsde"] >= 1.3 * speeds["sb3_gsde"]
     assert speeds["lattice"] >= 0.8 * speeds["gsde"]
