@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from baselines.optim import FusedRMSprop
 from baselines.pg_common import COMMON_DEFAULTS, PolicyGradientModule, Segment, collect_segment, gae, value_net
 from baselines.ppo import fit_rl
 from suite.api import RunContext, RunOutput
@@ -43,8 +44,9 @@ class A2C(PolicyGradientModule):
         self.seg.next_obs = torch.from_numpy(envs.obs).float()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.RMSprop(self.parameters(), lr=self.hp["learning_rate"], alpha=self.hp["rms_alpha"],
-                                   eps=self.hp["rms_eps"], foreach=True)
+        # torch's foreach RMSprop, bit for bit, without its per-step Python (baselines/optim.py)
+        return FusedRMSprop(self.parameters(), lr=self.hp["learning_rate"], alpha=self.hp["rms_alpha"],
+                            eps=self.hp["rms_eps"])
 
     def training_step(self, batch: object, batch_idx: int) -> None:
         # one Lightning step = ``updates_per_step`` A2C updates: the Trainer's per-step hooks cost as much as an update
