@@ -9,14 +9,13 @@ log_std_init -2, ortho_init off); each figure is the median of ``ROUNDS`` interl
 
 from __future__ import annotations
 
-import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import lightning
 import pytest
 import torch
+from timing import interleaved_medians
 
 ENV = "HalfCheetah-v5"
 ROUNDS = 3
@@ -65,23 +64,15 @@ def _ours(algo: str, noise: str, steps: int) -> float:
     return module.env_steps / (time.perf_counter() - start)
 
 
-def _medians(fns: dict[str, Callable[[], float]]) -> dict[str, float]:
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(ROUNDS):  # interleaved so machine-load drifts hit every contender alike
-        for name, fn in fns.items():
-            samples[name].append(fn())
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
 def test_ppo_speed(benchmark: object) -> None:
-    speeds = _medians({"sb3_gsde": lambda: _sb3("ppo", PPO_STEPS),
+    speeds = interleaved_medians({"sb3_gsde": lambda: _sb3("ppo", PPO_STEPS),
                        "gsde": lambda: _ours("ppo", "gsde", PPO_STEPS),
-                       "lattice": lambda: _ours("ppo", "lattice", PPO_STEPS)})
+                       "lattice": lambda: _ours("ppo", "lattice", PPO_STEPS)}, ROUNDS)
     benchmark.extra_info.update(speeds)
     benchmark.pedantic(_ours, args=("ppo", "gsde", 2048), rounds=1, iterations=1)
     print("PPO steps/s", speeds)
@@ -91,9 +82,9 @@ def test_ppo_speed(benchmark: object) -> None:
 
 
 def test_sac_speed(benchmark: object) -> None:
-    speeds = _medians({"sb3_gsde": lambda: _sb3("sac", SAC_STEPS),
+    speeds = interleaved_medians({"sb3_gsde": lambda: _sb3("sac", SAC_STEPS),
                        "gsde": lambda: _ours("sac", "gsde", SAC_STEPS),
-                       "lattice": lambda: _ours("sac", "lattice", SAC_STEPS)})
+                       "lattice": lambda: _ours("sac", "lattice", SAC_STEPS)}, ROUNDS)
     benchmark.extra_info.update(speeds)
     benchmark.pedantic(_ours, args=("sac", "gsde", 200), rounds=1, iterations=1)
     print("SAC steps/s", speeds)

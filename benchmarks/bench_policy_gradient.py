@@ -11,14 +11,13 @@ Goal: our A2C >= 1.5x SB3's.
 
 from __future__ import annotations
 
-import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import lightning
 import pytest
 import torch
+from timing import interleaved_medians
 
 ENV = "CartPole-v1"
 ROUNDS = 3
@@ -55,22 +54,14 @@ def _ours(algo: str, steps: int) -> float:
     return module.env_steps / (time.perf_counter() - start)
 
 
-def _medians(fns: dict[str, Callable[[], float]]) -> dict[str, float]:
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(ROUNDS):  # interleaved so machine-load drifts hit every contender alike
-        for name, fn in fns.items():
-            samples[name].append(fn())
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
 def test_a2c_speed(benchmark: object) -> None:
-    speeds = _medians({"sb3_a2c": lambda: _sb3_a2c(STEPS), "a2c": lambda: _ours("a2c", STEPS),
-                       "reinforce": lambda: _ours("reinforce", STEPS)})
+    speeds = interleaved_medians({"sb3_a2c": lambda: _sb3_a2c(STEPS), "a2c": lambda: _ours("a2c", STEPS),
+                       "reinforce": lambda: _ours("reinforce", STEPS)}, ROUNDS)
     speeds["a2c_over_sb3"] = speeds["a2c"] / speeds["sb3_a2c"]
     speeds["reinforce_over_sb3_a2c"] = speeds["reinforce"] / speeds["sb3_a2c"]
     benchmark.extra_info.update(speeds)

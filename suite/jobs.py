@@ -7,6 +7,7 @@ none of them needs another to know what a job is, so the harness's import graph 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,27 @@ def run_context(job: Job, run_dir: Path, progress: ProgressFn | None = None, ran
                       progress=progress or (lambda step, total: None), accelerator=job.accelerator,
                       devices=job.devices, precision=job.precision, live_dir=job.live_dir,
                       checkpoint=checkpointer(job, logger, rank), logger=logger)
+
+
+def split_stale(spec: TaskSpec, profile: str,
+                records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Split records into those made with what the spec resolves to now and stale ones (one message per cell).
+
+    A spec edit changes a cell's config hash; its old records stay on disk until a sweep replaces them, and mixing
+    them into a table would average two protocols. Runs made with ``suite run -o`` are kept (their header says so).
+    """
+    expected: dict[tuple[str, str], str] = {}
+    current: list[dict[str, Any]] = []
+    stale: Counter = Counter()
+    for record in records:
+        cell = (record["variant"], record["env"])
+        if cell not in expected:
+            baseline, hparams = spec.resolve(*cell[:1], profile)
+            expected[cell] = config_hash(baseline, cell[1], hparams)
+        if record.get("overrides") or record["config_hash"] == expected[cell]:
+            current.append(record)
+        else:
+            stale[cell] += 1
+    return current, [f"{variant}/{env}: {n} record(s) made under another config of this spec"
+                     for (variant, env), n in sorted(stale.items())]
+

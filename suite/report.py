@@ -15,9 +15,10 @@ import numpy as np
 from suite import registry, stats
 from suite.claims import ClaimOutcome, evaluate_claims, per_seed_values
 from suite.figures.aggregate import AGGREGATE_FIGURES
+from suite.jobs import split_stale
 from suite.plots import curve_figure
 from suite.spec import TaskSpec
-from suite.store import config_hash, scan
+from suite.store import scan
 
 BENCHMARK_PROFILES = ("cpu", "smoke")  # BENCHMARKS.md shows the first profile that has records
 
@@ -95,7 +96,7 @@ def build_report(spec: TaskSpec, profile: str, root: Path, figures: bool = True)
     records, errors = scan(root, profile, spec.name)
     chosen = spec.profiles[profile]
     records = [r for r in records if r["variant"] in chosen.variants and r["env"] in chosen.envs]
-    records, stale = _current_config(spec, profile, records)
+    records, stale = split_stale(spec, profile, records)
     values = per_seed_values(records)
     cells = {}
     for variant in chosen.variants:
@@ -120,28 +121,6 @@ def build_report(spec: TaskSpec, profile: str, root: Path, figures: bool = True)
             drawn.extend(registry.FIGURES[name](spec, records, out_dir / "figures") or [])
     return TaskReport(spec, profile, records, errors, cells, evaluate_claims(spec, profile, records), drawn, counts,
                       stale)
-
-
-def _current_config(spec: TaskSpec, profile: str,
-                    records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Split records into those made with what the spec resolves to now and stale ones (one message per cell).
-
-    A spec edit changes a cell's config hash; its old records stay on disk until a sweep replaces them, and mixing
-    them into a table would average two protocols. Runs made with ``suite run -o`` are kept (their header says so).
-    """
-    expected: dict[tuple[str, str], str] = {}
-    current, stale = [], Counter()
-    for record in records:
-        cell = (record["variant"], record["env"])
-        if cell not in expected:
-            baseline, hparams = spec.resolve(*cell[:1], profile)
-            expected[cell] = config_hash(baseline, cell[1], hparams)
-        if record.get("overrides") or record["config_hash"] == expected[cell]:
-            current.append(record)
-        else:
-            stale[cell] += 1
-    return current, [f"{variant}/{env}: {n} record(s) made under another config of this spec"
-                     for (variant, env), n in sorted(stale.items())]
 
 
 def _status_note(report: TaskReport, variant: str, env: str) -> str:
