@@ -99,6 +99,21 @@ class RunContext:
         """Ranks this run is split over (``--devices N``, see :mod:`suite.distributed`)."""
         return world_size_of(self.devices)
 
+    def fabric(self, **overrides: Any) -> Any:
+        """A ``lightning.Fabric`` on the requested device(s) and precision: the one driver of the baselines that own
+        their training loop (DQN, PPO, SAC, the meta-learners, continual learning).
+
+        Several devices mean DDP under torchrun (:mod:`suite.distributed` starts the ranks; Fabric finds their
+        environment and launches nothing).  Logging goes through :meth:`log`, checkpoints through ``checkpoint``.
+        """
+        import lightning as L  # noqa: PLC0415 (keeps `import suite.api` light for the CLI)
+
+        kwargs: dict[str, Any] = dict(accelerator=self.accelerator, devices=self.devices, precision=self.precision)
+        if self.world_size > 1:
+            kwargs["strategy"] = "ddp"
+        kwargs.update(overrides)
+        return L.Fabric(**kwargs)
+
     def trainer_kwargs(self, find_unused_parameters: bool = False, **overrides: Any) -> dict[str, Any]:
         """``lightning.Trainer`` keyword arguments: quiet, deterministic, on the requested device(s).
 
