@@ -20,7 +20,41 @@ from typing import Any
 import torch
 
 
-class FusedAdam(torch.optim.Adam):
+class _CachedStep:
+    """The step both optimizers share: torch's own ``step`` until :meth:`_prime` has cached the tensor lists (and
+    whenever something unusual shows up), then ``_fast_step`` on the cached lists."""
+
+    _cache: tuple[list[torch.Tensor], ...] | None
+    param_groups: list[dict[str, Any]]
+
+    def _prime(self) -> None:
+        raise NotImplementedError
+
+    def _fast_step(self, cache: tuple[list[torch.Tensor], ...], grads: list[torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)  # type: ignore[misc]
+        self._cache = None  # the state tensors were replaced
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # noqa: ANN401 - whatever closure returns
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        cache = self._cache
+        grads = [p.grad for p in cache[0]] if cache is not None else None
+        if cache is None or len(self.param_groups) != 1 or any(g is None for g in grads):
+            super().step()  # type: ignore[misc]  # torch's full path; the closure (if any) already ran
+            if len(self.param_groups) == 1 and self._cache is None:
+                self._prime()
+            return loss
+        self._fast_step(cache, grads)
+        return loss
+
+
+class FusedAdam(_CachedStep, torch.optim.Adam):
     """``torch.optim.Adam(..., fused=True)`` with a cached fast path for its step (same results)."""
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
@@ -29,10 +63,6 @@ class FusedAdam(torch.optim.Adam):
         self._cache: tuple[list[torch.Tensor], ...] | None = None
         # foreach-add of a python 1 on CPU tensors re-wraps the scalar per tensor; a tensor 1 is wrapped once.
         self._one = torch.ones((), dtype=torch.float32)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        self._cache = None  # the state tensors were replaced
 
     def _prime(self) -> None:
         (group,) = self.param_groups
@@ -46,19 +76,7 @@ class FusedAdam(torch.optim.Adam):
             self._one = torch.ones((), dtype=steps[0].dtype, device=steps[0].device)
             self._cache = (list(params), [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], steps)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # noqa: ANN401 - whatever closure returns
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        cache = self._cache
-        grads = [p.grad for p in cache[0]] if cache is not None else None
-        if cache is None or len(self.param_groups) != 1 or any(g is None for g in grads):
-            super().step()  # torch's full path; the closure (if any) already ran
-            if len(self.param_groups) == 1 and self._cache is None:
-                self._prime()
-            return loss
+    def _fast_step(self, cache: tuple[list[torch.Tensor], ...], grads: list[torch.Tensor]) -> None:
         group = self.param_groups[0]
         params, exp_avgs, exp_avg_sqs, steps = cache
         beta1, beta2 = group["betas"]
@@ -66,10 +84,9 @@ class FusedAdam(torch.optim.Adam):
         torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
                            beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
                            maximize=group["maximize"], grad_scale=None, found_inf=None)
-        return loss
 
 
-class FusedRMSprop(torch.optim.RMSprop):
+class FusedRMSprop(_CachedStep, torch.optim.RMSprop):
     """``torch.optim.RMSprop(..., foreach=True)`` with a cached fast path for its step (same results).
 
     torch's foreach step rebuilds its tensor lists, groups them by device and dtype and wraps a fresh tensor 1 for
@@ -93,10 +110,6 @@ class FusedRMSprop(torch.optim.RMSprop):
         self._cache: tuple[list[torch.Tensor], ...] | None = None
         self._one = torch.tensor(1.0)
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        self._cache = None  # the state tensors were replaced
-
     def _prime(self) -> None:
         (group,) = self.param_groups
         params = list(group["params"])
@@ -118,19 +131,7 @@ class FusedRMSprop(torch.optim.RMSprop):
         )
         self._one = torch.tensor(1.0, dtype=states[0]["step"].dtype)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # noqa: ANN401 - whatever closure returns
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        cache = self._cache
-        grads = [p.grad for p in cache[0]] if cache is not None else None
-        if cache is None or len(self.param_groups) != 1 or any(g is None for g in grads):
-            super().step()  # torch's full path; the closure (if any) already ran
-            if len(self.param_groups) == 1 and self._cache is None:
-                self._prime()
-            return loss
+    def _fast_step(self, cache: tuple[list[torch.Tensor], ...], grads: list[torch.Tensor]) -> None:
         group = self.param_groups[0]
         params, steps, square_avgs, grad_avgs, momentum_buffers, avg = cache
         alpha, eps, lr, momentum = group["alpha"], group["eps"], group["lr"], group["momentum"]
@@ -153,4 +154,3 @@ class FusedRMSprop(torch.optim.RMSprop):
             torch._foreach_add_(params, momentum_buffers, alpha=-lr)
         else:
             torch._foreach_addcdiv_(params, grads, avg, value=-lr)
-        return loss
