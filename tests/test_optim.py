@@ -110,3 +110,33 @@ def test_rmsprop_loaded_state_dict_continues_identically() -> None:
             net(x * step).square().mean().backward()
             opt.step()
         assert all(torch.equal(a, b) for a, b in zip(ours_net.parameters(), ref_net.parameters()))
+
+
+@pytest.mark.parametrize("centered, eps", [(True, 0.01), (False, 1e-8), (True, 1e-13)])
+def test_rmsprop_zero_safe_sqrt_keeps_torch_floats_on_dead_features(centered: bool, eps: float) -> None:
+    """Half the inputs of the large layer are zero in every batch, so half its denominators are exact zeros (the
+    case the clamped square root speeds up; eps 1e-13 is too small to hide sqrt(FLT_MIN) and takes torch's path).
+    Parameters equal torch's bit for bit, with and without denormal flushing."""
+    torch.manual_seed(3)
+    ours_net = nn.Sequential(nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 4))
+    ref_net = nn.Sequential(nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 4))
+    ref_net.load_state_dict(ours_net.state_dict())
+    kwargs = dict(lr=1e-3, alpha=0.95, eps=eps, centered=centered)
+    ours = FusedRMSprop(ours_net.parameters(), **kwargs)
+    ref = torch.optim.RMSprop(ref_net.parameters(), foreach=True, **kwargs)
+    gen = torch.Generator().manual_seed(4)
+    live = torch.arange(256) % 2 == 0
+    for step in range(120):
+        torch.set_flush_denormal(step >= 60)
+        try:
+            x = torch.randn(16, 256, generator=gen) * live
+            target = torch.randn(16, 4, generator=gen)
+            for net, opt in ((ours_net, ours), (ref_net, ref)):
+                opt.zero_grad(set_to_none=True)
+                torch.nn.functional.mse_loss(net(x), target).backward()
+                opt.step()
+        finally:
+            torch.set_flush_denormal(False)
+        assert all(torch.equal(a, b) for a, b in zip(ours_net.parameters(), ref_net.parameters())), f"step {step}"
+    assert ours._large == [0]  # the 256x64 weight took the clamped path
+    assert (ours.state[ours_net[0].weight]["square_avg"] == 0).float().mean() >= 0.5
