@@ -17,6 +17,7 @@ from suite.runner import release_checkpoint, run_one
 from suite.spec import load_spec
 from suite.store import RunKey, config_hash, live_path
 from suite.sweep import run_sweep
+from tests.records import make_record
 
 TIMING = ("time_s",)  # wall-clock extras: never reproducible, not results
 
@@ -131,11 +132,11 @@ def test_keep_checkpoints_keeps_it_and_a_failed_run_keeps_it(tmp_path):
     job, kept = with_live([plain], tmp_path)[0], with_live([plain], tmp_path, keep_checkpoints=True)[0]
     ckpt = job.live_dir / CHECKPOINT_FILE
     Checkpointer(job.live_dir, every=1).save(1, {})
-    release_checkpoint(kept, {"status": "ok"})
+    release_checkpoint(kept, make_record(status="ok"))
     assert ckpt.exists()
-    release_checkpoint(job, {"status": "failed"})
+    release_checkpoint(job, make_record(status="failed"))
     assert ckpt.exists()
-    release_checkpoint(job, {"status": "diverged"})
+    release_checkpoint(job, make_record(status="diverged"))
     assert not ckpt.exists()
 
 
