@@ -3,8 +3,8 @@
 Layout: ``<root>/<profile>/<task>/runs/<variant>__<env>__s<seed>.json``; the run's live folder (checkpoint and
 live log, not records) is ``<root>/<profile>/<task>/live/<variant>__<env>__s<seed>/``.  A record
 carries a sha256 of its own canonical content (``record_hash``); reading checks the
-schema and that hash, so a truncated or hand-edited file is reported by path and
-re-run instead of being used.
+schema, every field's type and that hash, so a truncated or hand-edited file is reported by path and
+re-run instead of being used.  Records are :class:`suite.record.RunRecord` (format: ``docs/records.md``).
 """
 
 from __future__ import annotations
