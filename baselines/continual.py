@@ -177,17 +177,17 @@ def evaluate(module: ContinualMLP, stream: TaskStream, trained: int, chunk: int 
     return accs
 
 
-def resolve(hparams: dict[str, Any], env: str) -> dict[str, Any]:
-    """Hyperparameters with the env's protocol filled in where the spec left None."""
+def resolve(hparams: dict[str, Any], env: str, seed: int = 0) -> dict[str, Any]:
+    """Hyperparameters with the env's protocol filled in where the spec left None (the registry's resolve hook)."""
     recipe = protocol(env)
     return {k: (recipe[k] if v is None and k in recipe else v) for k, v in hparams.items()}
 
 
 @register_baseline("continual", defaults=DEFAULTS, env_families=("continual",), module_class=ContinualMLP,
-                   distributed=True)
+                   distributed=True, resolve=resolve)
 def fit(ctx: RunContext) -> RunOutput:
     """Sequential training over a task stream with a continual-learning strategy; R matrix and ACC/BWT/FWT."""
-    hp = resolve(ctx.hparams, ctx.env)
+    hp = dict(ctx.hparams)  # the env's protocol is already filled in (resolve, applied by the harness)
     if hp["strategy"] not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {hp['strategy']!r}")
     if hp["loop"] not in ("manual", "trainer"):

@@ -32,7 +32,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from baselines.generative_nets import Discriminator, Generator, fit_generative
+from baselines.generative_nets import Discriminator, Generator, fit_generative, search_resolver
 from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
 
@@ -153,7 +153,7 @@ DEFAULTS: dict[str, Any] = dict(
 
 
 @register_baseline("gan", defaults=DEFAULTS, env_families=("images", "points2d"), module_class=GAN,
-                   distributed=True)
+                   distributed=True, resolve=search_resolver(SEARCH_KEYS))
 def fit(ctx: RunContext) -> RunOutput:
     """GAN (mm / ns / lsgan / wgan / wgan_gp / dragan) on an image set or a 2-D mixture; FID / IS / KID."""
 

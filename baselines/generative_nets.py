@@ -132,20 +132,27 @@ def resolve_search(hparams: dict[str, Any], seed: int, keys: tuple[str, ...]) ->
     return resolved
 
 
+def search_resolver(keys: tuple[str, ...]) -> Callable[[dict[str, Any], str, int], dict[str, Any]]:
+    """The registry's resolve hook of a baseline searching over ``keys``: the harness applies it before ``fit``, so
+    the record holds the setting this seed trained (``resolved``), not only the search's declaration."""
+    return lambda hparams, env, seed: resolve_search(hparams, seed, keys)
+
+
 # ----------------------------------------------------------------------------------------------- the run driver
 def fit_generative(ctx: RunContext, build: Callable[[dict[str, Any], tuple[int, ...]], pl.LightningModule],
                    search_keys: tuple[str, ...]) -> RunOutput:
     """Train ``build(hparams, data_shape)`` on ``ctx.env`` for ``train_steps`` minibatches, evaluate FID/IS/KID.
 
-    Shared by the GAN and the VAE: resolves the search setting, trains with the Lightning Trainer (or the plain
-    loop, ``driver: loop``), tracks FID on a fixed evaluation noise ``num_evals`` times (curve ``fid``) and
-    returns the final metrics on ``eval_samples`` samples against the held-out real set.  The module must
-    provide ``generate(z)`` and ``hparams.z_dim``; ``training_step`` returns a dict of detached losses.
+    Shared by the GAN and the VAE (``ctx.hparams`` has the search setting resolved: :func:`search_resolver`):
+    trains with the Lightning Trainer (or the plain loop, ``driver: loop``), tracks FID on a fixed evaluation noise
+    ``num_evals`` times (curve ``fid``) and returns the final metrics on ``eval_samples`` samples against the
+    held-out real set.  The module must provide ``generate(z)`` and ``hparams.z_dim``; ``training_step`` returns a
+    dict of detached losses.
     """
     from suite.envs.generative import load_generative_data
     from suite.metrics.generative import GenerativeEvaluator
 
-    hp = resolve_search(ctx.hparams, ctx.seed, search_keys)
+    hp = dict(ctx.hparams)
     data = load_generative_data(ctx.env)
     module = build(hp, data.shape)
     evaluator = GenerativeEvaluator(data)

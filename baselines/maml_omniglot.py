@@ -164,14 +164,24 @@ class MAMLClassifier(L.LightningModule):
         return (100.0 * totals / done).tolist()
 
 
+def resolve(hparams: dict[str, Any], env: str, seed: int = 0) -> dict[str, Any]:
+    """The registry's resolve hook: the paper's values for the env's N where left None, and ``k_query`` = K."""
+    n_way, k_shot = parse_env(env)
+    paper = PAPER[5 if n_way <= 5 else 20]
+    resolved = {k: (paper[k] if v is None and k in paper else v) for k, v in hparams.items()}
+    if resolved.get("k_query") is None:
+        resolved["k_query"] = k_shot
+    return resolved
+
+
 @register_baseline("maml_omniglot", defaults=DEFAULTS, env_families=("omniglot",), module_class=MAMLClassifier,
-                   distributed=True)
+                   distributed=True, resolve=resolve)
 def fit_maml_omniglot(ctx: RunContext) -> RunOutput:
     """MAML (first_order=True: FOMAML) few-shot classifier on Omniglot with the 4-layer conv net."""
     n_way, k_shot = parse_env(ctx.env)
     module = MAMLClassifier(n_way=n_way, k_shot=k_shot, seed=ctx.seed, **ctx.hparams)
     train, test = split_characters(load_omniglot())
-    k_query = ctx.hparams["k_query"] or k_shot
+    k_query = ctx.hparams["k_query"]  # resolved to K by the harness when the spec left it None
     module.sampler = EpisodeSampler(train, n_way, k_shot, k_query, ctx.hparams["rotations"])
     seconds = train_meta_learner(module, ctx)
     accuracy = module.evaluate(EpisodeSampler(test, n_way, k_shot, k_query, ctx.hparams["rotations"]))

@@ -19,7 +19,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from baselines.generative_nets import Discriminator, Generator, fit_generative
+from baselines.generative_nets import Discriminator, Generator, fit_generative, search_resolver
 from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
 
@@ -81,7 +81,7 @@ DEFAULTS: dict[str, Any] = dict(
 
 
 @register_baseline("vae", defaults=DEFAULTS, env_families=("images", "points2d"), module_class=VAE,
-                   distributed=True)
+                   distributed=True, resolve=search_resolver(SEARCH_KEYS))
 def fit(ctx: RunContext) -> RunOutput:
     """VAE with the GAN generator as decoder; FID / IS / KID of its samples."""
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from suite import numerics
 from suite.jobs import Job, recorded_settings
+from suite.record import RunRecord
 from suite.spec import TaskSpec
 from suite.store import CorruptRecord, read_record, record_path, write_record
 
@@ -31,28 +32,34 @@ class Mismatch:
         return ""
 
 
-def compare_record(spec: TaskSpec, committed: dict[str, Any], fresh: dict[str, Any]) -> list[Mismatch]:
+def compare_record(spec: TaskSpec, committed: RunRecord, fresh: RunRecord) -> list[Mismatch]:
     """Differences between a committed record and a fresh one of the same run.
 
     Metrics named in the spec's ``check.exact`` (default: every metric of the record) must be equal
     on the same device class; on another device class, the spec's tolerance for the fresh device
-    applies (relative), and without one the values must still be equal.
+    applies (relative), and without one the values must still be equal.  The resolved hyperparameters are compared
+    where both records have them (schema 2 on): an edited resolution hook shows as the cause of changed metrics.
     """
-    where = (spec.name, fresh["variant"], fresh["env"], fresh["seed"])
+    where = (spec.name, fresh.variant, fresh.env, fresh.seed)
     rows = []
-    if committed["config_hash"] != fresh["config_hash"]:
-        rows.append(Mismatch(*where, "config_hash", committed["config_hash"], fresh["config_hash"]))
-    if committed["status"] != fresh["status"]:
-        rows.append(Mismatch(*where, "status", committed["status"], fresh["status"]))
+    if committed.config_hash != fresh.config_hash:
+        rows.append(Mismatch(*where, "config_hash", committed.config_hash, fresh.config_hash))
+    if committed.resolved is not None and fresh.resolved is not None:
+        for name in sorted(set(committed.resolved) | set(fresh.resolved)):
+            old, new = committed.resolved.get(name), fresh.resolved.get(name)
+            if old != new:
+                rows.append(Mismatch(*where, f"resolved.{name}", old, new))
+    if committed.status != fresh.status:
+        rows.append(Mismatch(*where, "status", committed.status, fresh.status))
     old_settings, new_settings = recorded_settings(committed), recorded_settings(fresh)
     for name in sorted(old_settings):
         if name != "numerics" and old_settings[name] != new_settings[name]:  # numerics: one note per check
             rows.append(Mismatch(*where, f"settings.{name}", old_settings[name], new_settings[name]))
-    same_device = committed["provenance"].get("device_class") == fresh["provenance"].get("device_class")
-    tolerance = 0.0 if same_device else spec.check.tolerance.get(fresh["provenance"].get("accelerator", "cpu"), 0.0)
-    names = spec.check.exact or tuple(sorted(set(committed["metrics"]) | set(fresh["metrics"])))
+    same_device = committed.provenance.device_class == fresh.provenance.device_class
+    tolerance = 0.0 if same_device else spec.check.tolerance.get(fresh.provenance.accelerator, 0.0)
+    names = spec.check.exact or tuple(sorted(set(committed.metrics) | set(fresh.metrics)))
     for name in names:
-        old, new = committed["metrics"].get(name), fresh["metrics"].get(name)
+        old, new = committed.metrics.get(name), fresh.metrics.get(name)
         if old == new:
             continue
         numeric = isinstance(old, (int, float)) and isinstance(new, (int, float))
@@ -62,12 +69,12 @@ def compare_record(spec: TaskSpec, committed: dict[str, Any], fresh: dict[str, A
     return rows
 
 
-def numerics_note(committed: dict[str, Any], fresh: dict[str, Any]) -> str | None:
+def numerics_note(committed: RunRecord, fresh: RunRecord) -> str | None:
     """Why a committed and a fresh record cannot be expected to agree bit for bit, or None when they can."""
-    old = numerics.identity(committed["provenance"].get("numerics"))
-    new = numerics.identity(fresh["provenance"].get("numerics"))
+    old = numerics.identity(committed.provenance.numerics)
+    new = numerics.identity(fresh.provenance.numerics)
     if old is None:
-        return (f"committed records predate numerics pinning (made unpinned on {committed['provenance'].get('cpu')}); "
+        return (f"committed records predate numerics pinning (made unpinned on {committed.provenance.cpu}); "
                 f"this run: {new}")
     if old != new:
         return (f"committed records were made under numerics [{old}], this run under [{new}]: floats are only "
@@ -120,14 +127,14 @@ def check(specs: list[TaskSpec], jobs_by_spec: dict[str, list[Job]], committed_r
                     problems_numerics.add(note)  # explains why this record disagrees
                 elif note and not note.startswith("committed records predate"):
                     notes.add(f"note: every metric matched although the numerics differ ({note.split(': floats')[0]})")
-                if fresh["status"] == "failed":
-                    problems.append(f"{job.key.label}: fresh run failed: {(fresh['reason'] or '').strip()[-300:]}")
+                if fresh.status == "failed":
+                    problems.append(f"{job.key.label}: fresh run failed: {(fresh.reason or '').strip()[-300:]}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return mismatches, sorted(problems_numerics) + problems, sorted(notes)
 
 
-def _try_read(path: Path) -> dict[str, Any] | None:
+def _try_read(path: Path) -> RunRecord | None:
     try:
         return read_record(path)
     except (CorruptRecord, FileNotFoundError):

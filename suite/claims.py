@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from suite import registry
+from suite.record import RunRecord
 from suite.spec import Claim, TaskSpec
 from suite.stats import claim_test
 
@@ -23,15 +24,15 @@ class ClaimOutcome:
     op: str = "<"                      # a compare claim's direction, for its per-env table
 
 
-def per_seed_values(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], np.ndarray]:
+def per_seed_values(records: list[RunRecord]) -> dict[tuple[str, str, str], np.ndarray]:
     """``(variant, env, metric) -> scores ordered by seed`` over the ``ok`` records."""
     by_cell: dict[tuple[str, str, str], list[tuple[int, float]]] = defaultdict(list)
     for record in records:
-        if record["status"] != "ok":
+        if not record.ok:
             continue
-        for metric, value in record["metrics"].items():
+        for metric, value in record.metrics.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                by_cell[(record["variant"], record["env"], metric)].append((record["seed"], float(value)))
+                by_cell[(record.variant, record.env, metric)].append((record.seed, float(value)))
     return {cell: np.array([v for _, v in sorted(pairs)]) for cell, pairs in by_cell.items()}
 
 
@@ -42,7 +43,7 @@ def combine(verdicts: list[str]) -> str:
     return "fails" if "fails" in verdicts else "inconclusive"
 
 
-def evaluate_claim(spec: TaskSpec, profile: str, claim: Claim, records: list[dict[str, Any]]) -> ClaimOutcome:
+def evaluate_claim(spec: TaskSpec, profile: str, claim: Claim, records: list[RunRecord]) -> ClaimOutcome:
     envs = [e for e in (claim.envs or spec.profiles[profile].envs) if e in spec.profiles[profile].envs]
     if claim.kind != "compare":
         result = registry.CLAIM_CHECKERS[claim.kind](dict(claim.args, envs=envs), records, spec.metric.name,
@@ -86,7 +87,7 @@ def evaluate_claim(spec: TaskSpec, profile: str, claim: Claim, records: list[dic
     return ClaimOutcome(claim.id, claim.text, verdict, detail, checks, claim.op)
 
 
-def evaluate_claims(spec: TaskSpec, profile: str, records: list[dict[str, Any]]) -> list[ClaimOutcome]:
+def evaluate_claims(spec: TaskSpec, profile: str, records: list[RunRecord]) -> list[ClaimOutcome]:
     if not records:
         return [ClaimOutcome(c.id, c.text, "not run", f"no records in the `{profile}` profile") for c in spec.claims]
     return [evaluate_claim(spec, profile, claim, records) for claim in spec.claims]

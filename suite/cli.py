@@ -157,9 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       f"{results_table(report)}")
     failed = summary.failed
     for record in failed:
-        reason = (record["reason"] or "").strip().splitlines()
-        print(f"FAILED {record['task']}/{record['variant']}/{record['env']}/seed{record['seed']}: "
-              f"{reason[-1] if reason else ''}", file=sys.stderr)
+        print(f"FAILED {record.key_label}: {record.last_reason_line}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -195,7 +193,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                        else f"no records (run `suite run {spec.path} --profile {args.profile}`)")
                 print(f"## {spec.title} — {args.profile}: {why}\n")
                 continue
-            statuses.update(r["status"] for r in report.records)
+            statuses.update(r.status for r in report.records)
             print(f"## {spec.title} — {args.profile}{overrides_note(report.records)}\n\n{results_table(report)}")
             if report.claims:
                 print(claims_block(report.claims))

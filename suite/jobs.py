@@ -12,10 +12,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from suite import numerics
+from suite import numerics, registry
 from suite.api import ProgressFn, RunContext, world_size_of
 from suite.checkpoint import Checkpointer
 from suite.livelog import LiveLog
+from suite.record import RunRecord
 from suite.spec import TaskSpec
 from suite.store import RunKey, config_hash, live_path
 
@@ -43,6 +44,14 @@ class Job:
         """The run's live folder under the sweep's results root (``None``: no root was given, nothing persists)."""
         live = self.extra.get("live") or {}
         return live_path(Path(live["root"]), self.key) if live.get("root") else None
+
+    def resolved_hparams(self) -> dict[str, Any]:
+        """What the module receives: ``hparams`` through the baseline's resolution hook for this env and seed.
+
+        ``hparams`` (and ``config_hash``) stay the declared configuration: the hash names the sweep cell, which must
+        not depend on the seed (a GAN's search setting is chosen by seed).
+        """
+        return registry.get_baseline(self.baseline).resolved(self.hparams, self.key.env, self.key.seed)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -78,14 +87,14 @@ def plan_jobs(spec: TaskSpec, profile: str, seeds: int | None = None, threads: i
             for variant, env, baseline, hparams, digest in cells]
 
 
-def recorded_settings(record: dict[str, Any]) -> dict[str, Any]:
+def recorded_settings(record: RunRecord) -> dict[str, Any]:
     """The :attr:`Job.settings` a record was made with, read from its provenance."""
-    prov = record["provenance"]
-    return {"threads": prov.get("threads", 1), "accelerator": prov.get("accelerator", "cpu"),
-            "world_size": prov.get("world_size", 1), "precision": prov.get("precision", "32-true"),
+    prov = record.provenance
+    return {"threads": prov.threads, "accelerator": prov.accelerator,
+            "world_size": prov.world_size or 1, "precision": prov.precision or "32-true",
             # Records from before pinning existed were made on the AVX2 host, where unpinned and avx2-pinned
             # floats are the same (checked over every committed smoke record and a sample of cpu records).
-            "numerics": (prov.get("numerics") or {}).get("level", numerics.DEFAULT_LEVEL)}
+            "numerics": prov.numerics_level or numerics.DEFAULT_LEVEL}
 
 
 def with_live(jobs: list[Job], root: Path, checkpoint_every: int = 0,
@@ -119,39 +128,44 @@ def live_logger(job: Job, rank: int = 0) -> LiveLog:
         wandb_init = dict(project=os.environ.get("WANDB_PROJECT", "lightning-repro-suite"),
                           group=f"{job.key.task}/{job.key.variant}", job_type=job.key.profile,
                           name=f"{job.key.variant}-{job.key.env}-s{job.key.seed}",
-                          config={**job.hparams, "task": job.key.task, "variant": job.key.variant,
+                          config={**job.resolved_hparams(), "task": job.key.task, "variant": job.key.variant,
                                   "env": job.key.env, "seed": job.key.seed, "baseline": job.baseline,
                                   "config_hash": job.config_hash},
                           dir=str(folder) if folder is not None else None)
     return LiveLog(folder, wandb_init)
 
 
-def run_context(job: Job, run_dir: Path, progress: ProgressFn | None = None, rank: int = 0) -> RunContext:
-    """The :class:`RunContext` a baseline's ``fit`` receives for ``job`` (also on every DDP rank)."""
+def run_context(job: Job, run_dir: Path, progress: ProgressFn | None = None, rank: int = 0,
+                hparams: dict[str, Any] | None = None) -> RunContext:
+    """The :class:`RunContext` a baseline's ``fit`` receives for ``job`` (also on every DDP rank).
+
+    Its ``hparams`` are the job's resolved ones (:meth:`Job.resolved_hparams`, or ``hparams`` when the caller has
+    them already): exactly what the record stores as ``resolved``.
+    """
     logger = live_logger(job, rank)
+    hparams = job.resolved_hparams() if hparams is None else dict(hparams)
     return RunContext(task=job.key.task, variant=job.key.variant, env=job.key.env, seed=job.key.seed,
-                      profile=job.key.profile, baseline=job.baseline, hparams=dict(job.hparams), run_dir=run_dir,
+                      profile=job.key.profile, baseline=job.baseline, hparams=hparams, run_dir=run_dir,
                       progress=progress or (lambda step, total: None), accelerator=job.accelerator,
                       devices=job.devices, precision=job.precision, live_dir=job.live_dir,
                       checkpoint=checkpointer(job, logger, rank), logger=logger)
 
 
-def split_stale(spec: TaskSpec, profile: str,
-                records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+def split_stale(spec: TaskSpec, profile: str, records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
     """Split records into those made with what the spec resolves to now and stale ones (one message per cell).
 
     A spec edit changes a cell's config hash; its old records stay on disk until a sweep replaces them, and mixing
     them into a table would average two protocols. Runs made with ``suite run -o`` are kept (their header says so).
     """
     expected: dict[tuple[str, str], str] = {}
-    current: list[dict[str, Any]] = []
+    current: list[RunRecord] = []
     stale: Counter = Counter()
     for record in records:
-        cell = (record["variant"], record["env"])
+        cell = record.cell
         if cell not in expected:
             baseline, hparams = spec.resolve(*cell[:1], profile)
             expected[cell] = config_hash(baseline, cell[1], hparams)
-        if record.get("overrides") or record["config_hash"] == expected[cell]:
+        if record.overrides or record.config_hash == expected[cell]:
             current.append(record)
         else:
             stale[cell] += 1

@@ -16,6 +16,7 @@ import yaml
 
 from suite import registry
 from suite.jobs import Job
+from suite.record import RunRecord
 from suite.report import budget
 from suite.spec import TaskSpec
 from suite.spec_reader import Reader, SpecError
@@ -73,17 +74,17 @@ def _seconds(value: float) -> str:
     return f"{value / 3600:.1f} h" if value >= 3600 else f"{value / 60:.1f} min" if value >= 60 else f"{value:.0f} s"
 
 
-def _estimate(job: Job, records: list[dict[str, Any]]) -> float | None:
+def _estimate(job: Job, records: list[RunRecord]) -> float | None:
     """Mean wall time of the cell's records (else the task's), each scaled by the job's budget over its own."""
-    cell = [r for r in records if (r["variant"], r["env"]) == (job.key.variant, job.key.env)] or records
+    cell = [r for r in records if r.cell == (job.key.variant, job.key.env)] or records
     times = []
     for record in cell:
         scale = 1.0
         for key, value in budget(job.hparams).items():
-            ran = record["config"].get(key)
+            ran = record.config.get(key)
             if isinstance(ran, (int, float)) and ran > 0:
                 scale *= value / ran
-        times.append(float(record["wall_time_s"]) * scale)
+        times.append(float(record.wall_time_s) * scale)
     return sum(times) / len(times) if times else None
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from suite import stats
+from suite.record import RunRecord
 from suite.store import slug
 
 
@@ -89,9 +90,9 @@ def bootstrap_band(values: np.ndarray, confidence: float = 0.95, n_resamples: in
     return stats.percentile_interval(means, confidence, ignore_nan=True)
 
 
-def step_unit_label(records: list[dict[str, Any]], curve: str) -> str:
+def step_unit_label(records: list[RunRecord], curve: str) -> str:
     """The step unit of the runs that drew ``curve`` ("env_steps" -> "env steps"), or "step" if they disagree."""
-    units = {r.get("step_unit", "steps") for r in records if r["status"] == "ok" and r["curves"].get(curve)}
+    units = {r.step_unit for r in records if r.ok and r.curves.get(curve)}
     return units.pop().replace("_", " ") if len(units) == 1 else "step"
 
 
@@ -110,21 +111,21 @@ def compact_number_formatter() -> Any:
     return FuncFormatter(compact_tick)
 
 
-def curve_figure(task: str, curve: str, records: list[dict[str, Any]], out_dir: Path,
+def curve_figure(task: str, curve: str, records: list[RunRecord], out_dir: Path,
                  log_y: bool | None = None, x_label: str | None = None, spec: Any = None,
                  y_label: str | None = None) -> Path | None:
     """One panel per env, one line per variant (mean over seeds) with its 95% CI band; the x axis is labelled
     ``x_label``, by default with the records' step unit.  Variants keep the spec's order and colours; the y
     axis turns logarithmic where a panel's bands span two orders of magnitude (``log_y=None``)."""
     grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for record in sorted(records, key=lambda r: r["seed"]):
-        if record["status"] == "ok" and record["curves"].get(curve):
-            grouped[record["env"]][record["variant"]].append(record["curves"][curve])
+    for record in sorted(records, key=lambda r: r.seed):
+        if record.ok and record.curves.get(curve):
+            grouped[record.env][record.variant].append(record.curves[curve])
     if not grouped:
         return None
     x_label = x_label or step_unit_label(records, curve)
     plt = _matplotlib()
-    order = spec_order(spec, list({r["variant"] for r in records}))
+    order = spec_order(spec, list({r.variant for r in records}))
     colors = variant_colors(list(getattr(spec, "variants", None) or order))
     envs = sorted(grouped)
     cols = min(len(envs), 3)

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from suite.jobs import Job
+from suite.record import RunRecord
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -47,16 +48,16 @@ class SweepReporter:
         if self._progress and job.key in self._tasks and total:
             self._progress.update(self._tasks[job.key], completed=step, total=total)
 
-    def finished(self, job: Job, record: dict[str, Any]) -> None:
+    def finished(self, job: Job, record: RunRecord) -> None:
         self.count += 1
         elapsed = time.monotonic() - self.start
         eta = elapsed / self.count * (self.to_run - self.count)
-        line = f"[{self.count}/{self.to_run}] {job.key.label} {record['status']} {record['wall_time_s']:.1f}s"
-        if record["status"] == "ok":
-            shown = list(record["metrics"].items())[:3]
+        line = f"[{self.count}/{self.to_run}] {job.key.label} {record.status} {record.wall_time_s:.1f}s"
+        if record.ok:
+            shown = list(record.metrics.items())[:3]
             line += " " + " ".join(f"{k}={v:.4g}" for k, v in shown if isinstance(v, (int, float)))
         else:
-            line += " — " + (record.get("reason") or "").strip().splitlines()[-1][:200]
+            line += " — " + record.last_reason_line[:200]
         line += f" (eta {_fmt_seconds(eta)})"
         if self._progress:
             self._progress.remove_task(self._tasks.pop(job.key))

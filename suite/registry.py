@@ -26,6 +26,7 @@ from typing import Any
 from suite.api import RunContext, RunOutput
 
 FitFn = Callable[[RunContext], RunOutput]
+ResolveFn = Callable[[dict[str, Any], str, int], dict[str, Any]]  # (declared hparams, env, seed) -> module hparams
 DISCOVERED_PACKAGES = ("baselines", "suite.envs", "suite.data", "suite.metrics", "suite.figures")
 
 
@@ -39,6 +40,11 @@ class BaselineEntry:
     module_class: type | None = None
     distributed: bool = False
     docs: dict[str, str] = field(default_factory=dict)
+    resolve: ResolveFn | None = None
+
+    def resolved(self, hparams: dict[str, Any], env: str, seed: int) -> dict[str, Any]:
+        """The hyperparameters ``fit`` receives for ``env`` and ``seed``: ``hparams`` through the baseline's hook."""
+        return dict(hparams) if self.resolve is None else dict(self.resolve(dict(hparams), env, seed))
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ def register_baseline(
     module_class: type | None = None,
     distributed: bool = False,
     docs: dict[str, str] | None = None,
+    resolve: ResolveFn | None = None,
 ) -> Callable[[FitFn], FitFn]:
     """Register ``fit`` under ``name``.
 
@@ -84,6 +91,9 @@ def register_baseline(
     correct when run as several DDP ranks (``--devices N``, see :mod:`suite.distributed`).
     ``docs`` gives hyperparameters a one-line doc for ``suite list BASELINE``; without it, the trailing
     ``# comment`` on the line that declares the default is the doc (see :func:`hyperparameters`).
+    ``resolve(hparams, env, seed) -> hparams`` fills in what depends on the env or seed (a paper's per-env protocol
+    for keys left ``None``, a search setting chosen by seed); the harness applies it before ``fit``, so
+    ``ctx.hparams`` is exactly what the module uses and the record stores it (``resolved``).  It must be pure.
     """
     unknown = sorted(set(docs or {}) - set(defaults))
     if unknown:  # a doc of a name the baseline does not take would document a typo
@@ -94,7 +104,7 @@ def register_baseline(
             raise ValueError(f"baseline {name!r} registered twice")
         BASELINES[name] = BaselineEntry(
             name, fit, dict(defaults), tuple(env_families), description or (fit.__doc__ or "").strip().split("\n")[0],
-            module_class, distributed, dict(docs or {}),
+            module_class, distributed, dict(docs or {}), resolve,
         )
         return fit
 

@@ -17,6 +17,7 @@ from suite.claims import ClaimOutcome, evaluate_claims, per_seed_values
 from suite.figures.aggregate import AGGREGATE_FIGURES
 from suite.jobs import split_stale
 from suite.plots import curve_figure
+from suite.record import RunRecord
 from suite.spec import TaskSpec
 from suite.store import scan
 
@@ -63,7 +64,7 @@ class Cell:
 class TaskReport:
     spec: TaskSpec
     profile: str
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
     errors: list[str]
     cells: dict[tuple[str, str, str], Cell]
     claims: list[ClaimOutcome]
@@ -95,7 +96,7 @@ def build_report(spec: TaskSpec, profile: str, root: Path, figures: bool = True)
     """Aggregate the records of one task/profile into cells, claims and figures (files under the task folder)."""
     records, errors = scan(root, profile, spec.name)
     chosen = spec.profiles[profile]
-    records = [r for r in records if r["variant"] in chosen.variants and r["env"] in chosen.envs]
+    records = [r for r in records if r.variant in chosen.variants and r.env in chosen.envs]
     records, stale = split_stale(spec, profile, records)
     values = per_seed_values(records)
     cells = {}
@@ -106,7 +107,7 @@ def build_report(spec: TaskSpec, profile: str, root: Path, figures: bool = True)
                 cells[(variant, env, metric)] = Cell(variant, env, metric, data, stats.bootstrap_ci(data), spec.summary)
     counts: dict[tuple[str, str], Counter] = {}
     for record in records:
-        counts.setdefault((record["variant"], record["env"]), Counter())[record["status"]] += 1
+        counts.setdefault(record.cell, Counter())[record.status] += 1
     out_dir = Path(root) / profile / spec.name
     drawn: list[Path] = []
     if figures and records:
@@ -308,11 +309,10 @@ def _csv(value: float) -> str:
     return "" if math.isnan(value) else repr(float(value))
 
 
-def overrides_note(records: list[dict[str, Any]]) -> str:
+def overrides_note(records: list[RunRecord]) -> str:
     """`` · overrides: lr=0.0001`` where runs were made with ``suite run -o`` (one entry per distinct set)."""
-    sets = sorted({" ".join(f"{k}={v}" for k, v in sorted(r["overrides"].items())) for r in records
-                   if r.get("overrides")})
-    plain = sum(not r.get("overrides") for r in records)
+    sets = sorted({" ".join(f"{k}={v}" for k, v in sorted(r.overrides.items())) for r in records if r.overrides})
+    plain = sum(not r.overrides for r in records)
     if not sets:
         return ""
     return " · *overrides:* " + "; ".join(f"`{s}`" for s in sets) + (f" ({plain} runs without)" if plain else "")
@@ -320,10 +320,10 @@ def overrides_note(records: list[dict[str, Any]]) -> str:
 
 def task_section(report: TaskReport, relative_to: Path, heading: str = "##") -> str:
     spec, chosen = report.spec, report.spec.profiles[report.profile]
-    commits = sorted({(r["provenance"]["git_commit"][:10] + ("+dirty" if r["provenance"]["git_dirty"] else ""))
+    commits = sorted({(r.provenance.git_commit[:10] + ("+dirty" if r.provenance.git_dirty else ""))
                       for r in report.records})
-    seeds = sorted({r["seed"] for r in report.records})
-    wall = sum(r["wall_time_s"] for r in report.records)
+    seeds = sorted({r.seed for r in report.records})
+    wall = sum(r.wall_time_s for r in report.records)
     # smoke records are re-made by every `make reproduce`: their commit and timings would make the committed
     # tables churn, so a smoke header points to the records' provenance instead
     made = (f"*total run time:* {wall / 60:.1f} min · *commit:* {', '.join(commits) or '—'}"

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from suite.record import RunRecord
 from suite.store import scan
 
 if TYPE_CHECKING:  # pandas is imported lazily: `import suite` must stay free of numpy/pandas
@@ -29,20 +30,18 @@ class ResultsError(ValueError):
     """Bad input to the data API (unknown profile/task, unreadable export); the message is one line."""
 
 
-def _rows(record: dict[str, Any]) -> list[dict[str, Any]]:
-    provenance = record["provenance"]
+def _rows(record: RunRecord) -> list[dict[str, Any]]:
     base = {
-        "task": record["task"], "profile": record["profile"], "variant": record["variant"], "env": record["env"],
-        "seed": record["seed"], "status": record["status"], "baseline": record["baseline"],
-        "config_hash": record["config_hash"],
+        "task": record.task, "profile": record.profile, "variant": record.variant, "env": record.env,
+        "seed": record.seed, "status": record.status, "baseline": record.baseline, "config_hash": record.config_hash,
         # "" rather than None so csv/parquet/json all load it back as the same string
-        "overrides": json.dumps(record["overrides"], sort_keys=True) if record.get("overrides") else "",
-        "commit": provenance.get("git_commit", ""), "dirty": bool(provenance.get("git_dirty", False)),
-        "steps": record["steps"], "step_unit": record["step_unit"], "wall_time_s": float(record["wall_time_s"]),
-        "throughput": float(record["throughput"]) if record.get("throughput") is not None else float("nan"),
-        "reason": (record.get("reason") or "").strip().splitlines()[-1] if record.get("reason") else "",
+        "overrides": json.dumps(record.overrides, sort_keys=True) if record.overrides else "",
+        "commit": record.provenance.git_commit, "dirty": record.provenance.git_dirty,
+        "steps": record.steps, "step_unit": record.step_unit, "wall_time_s": float(record.wall_time_s),
+        "throughput": float(record.throughput) if record.throughput is not None else float("nan"),
+        "reason": record.last_reason_line,
     }
-    metrics = {k: v for k, v in record["metrics"].items()
+    metrics = {k: v for k, v in record.metrics.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if not metrics:  # a failed run has no metrics; one row keeps it (and its status) visible in the table
         return [{**base, "metric": "", "value": float("nan")}]
@@ -75,7 +74,7 @@ def collect_rows(root: str | Path, profile: str, tasks: str | Iterable[str] | No
     for task in wanted:
         records, bad = scan(Path(root), profile, task)
         errors += bad
-        for record in sorted(records, key=lambda r: (r["variant"], r["env"], r["seed"])):
+        for record in sorted(records, key=lambda r: (r.variant, r.env, r.seed)):
             rows.extend(_rows(record))
     return rows, errors
 

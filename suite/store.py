@@ -3,8 +3,8 @@
 Layout: ``<root>/<profile>/<task>/runs/<variant>__<env>__s<seed>.json``; the run's live folder (checkpoint and
 live log, not records) is ``<root>/<profile>/<task>/live/<variant>__<env>__s<seed>/``.  A record
 carries a sha256 of its own canonical content (``record_hash``); reading checks the
-schema and that hash, so a truncated or hand-edited file is reported by path and
-re-run instead of being used.
+schema, every field's type and that hash, so a truncated or hand-edited file is reported by path and
+re-run instead of being used.  Records are :class:`suite.record.RunRecord` (format: ``docs/records.md``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import os
 import platform
 import re
@@ -25,20 +24,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "diverged")
-REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "schema": int, "task": str, "variant": str, "env": str, "seed": int, "profile": str, "baseline": str,
-    "config": dict, "config_hash": str, "status": str, "metrics": dict, "curves": dict, "extras": dict,
-    "steps": int, "step_unit": str, "wall_time_s": (int, float), "provenance": dict, "record_hash": str,
-}
+from suite.record import (  # noqa: F401 (re-exported: the store's API since before records had a type)
+    SCHEMA_VERSION,
+    STATUSES,
+    CorruptRecord,
+    Provenance,
+    RunRecord,
+    canonical_json,
+    jsonable,
+    seal,
+)
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 TEMP_PREFIX = ".tmp-"  # a record being written; never a record: every reader skips dot-files
 STALE_TEMP_AGE_S = 3600  # a temp file this old is an abandoned write even when its writer's pid is reused
-
-
-class CorruptRecord(ValueError):
-    """A record file failed its integrity check; the message starts with its path."""
 
 
 @dataclass(frozen=True)
@@ -75,40 +74,10 @@ def live_path(root: Path, key: RunKey) -> Path:
     return Path(root) / key.profile / key.task / "live" / f"{slug(key.variant)}__{slug(key.env)}__s{key.seed}"
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True)
-
-
 def config_hash(baseline: str, env: str, hparams: dict[str, Any]) -> str:
     """Hash of what determines a run apart from its seed."""
     content = canonical_json({"baseline": baseline, "env": env, "hparams": hparams})
     return hashlib.sha256(content.encode()).hexdigest()[:16]
-
-
-def _content_hash(record: dict[str, Any]) -> str:
-    body = {k: v for k, v in record.items() if k != "record_hash"}
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
-
-
-def jsonable(value: Any) -> Any:
-    """Convert numpy/torch scalars and arrays, tuples and non-finite floats into plain JSON values."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy arrays/scalars, torch tensors
-        return jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else (1e308 if value > 0 else -1e308)
-    return value
-
-
-def seal(record: dict[str, Any]) -> dict[str, Any]:
-    """Return ``record`` made JSON-clean with its schema version and content hash set."""
-    record = jsonable({**record, "schema": SCHEMA_VERSION})
-    record.pop("record_hash", None)
-    record["record_hash"] = _content_hash(record)
-    return record
 
 
 def _temp_prefix() -> str:
@@ -116,20 +85,19 @@ def _temp_prefix() -> str:
     return f"{TEMP_PREFIX}{slug(platform.node()) or 'host'}-{os.getpid()}-"
 
 
-def write_record(root: Path, record: dict[str, Any], before_rename: Callable[[], None] | None = None) -> Path:
+def write_record(root: Path, record: RunRecord, before_rename: Callable[[], None] | None = None) -> Path:
     """Seal and write a record atomically (temp file in the same folder + fsync + rename + fsync of the folder).
 
     ``before_rename`` runs just before the record becomes visible; a sweep worker uses it to die
     instead of publishing a record once its sweep is gone.
     """
     record = seal(record)
-    path = record_path(root, RunKey(record["task"], record["variant"], record["env"], record["seed"],
-                                    record["profile"]))
+    path = record_path(root, RunKey(record.task, record.variant, record.env, record.seed, record.profile))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(), suffix=".json")
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle, indent=1, sort_keys=True)
+            json.dump(record.to_json(), handle, indent=1, sort_keys=True)
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -187,31 +155,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def read_record(path: Path) -> dict[str, Any]:
+def read_record(path: Path) -> RunRecord:
     """Load and verify one record; raises :class:`CorruptRecord` naming the path and the problem."""
     try:
-        record = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError) as error:
         raise CorruptRecord(f"{path}: unreadable ({error})") from None
     except json.JSONDecodeError as error:
         raise CorruptRecord(f"{path}: not valid JSON (truncated?): {error}") from None
-    if not isinstance(record, dict):
-        raise CorruptRecord(f"{path}: expected a JSON object")
-    for key, kind in REQUIRED.items():
-        if key not in record:
-            raise CorruptRecord(f"{path}: missing field {key!r}")
-        if not isinstance(record[key], kind) or isinstance(record[key], bool):
-            raise CorruptRecord(f"{path}: field {key!r} has type {type(record[key]).__name__}")
-    if record["schema"] != SCHEMA_VERSION:
-        raise CorruptRecord(f"{path}: schema {record['schema']} (this suite reads {SCHEMA_VERSION})")
-    if record["status"] not in STATUSES:
-        raise CorruptRecord(f"{path}: unknown status {record['status']!r}")
-    if _content_hash(record) != record["record_hash"]:
-        raise CorruptRecord(f"{path}: content hash mismatch (edited or partially written)")
-    return record
+    return RunRecord.from_json(data, str(path))
 
 
-def scan(root: Path, profile: str, task: str) -> tuple[list[dict[str, Any]], list[str]]:
+def scan(root: Path, profile: str, task: str) -> tuple[list[RunRecord], list[str]]:
     """All valid records of one task and profile, plus one error line per corrupt file."""
     records, errors = [], []
     for path in record_files(runs_folder(root, profile, task)):
@@ -268,7 +223,7 @@ def _cpu_model() -> str:
 
 
 def provenance(threads: int, accelerator: str = "cpu", world_size: int = 1, precision: str = "32-true",
-               numerics_level: str | None = None) -> dict[str, Any]:
+               numerics_level: str | None = None) -> Provenance:
     """Where and with what a run was produced, including the CPU's vector ISA and the kernels each library ran."""
     import lightning
     import numpy
@@ -278,17 +233,17 @@ def provenance(threads: int, accelerator: str = "cpu", world_size: int = 1, prec
 
     commit, dirty = _git_state()
     gpu = torch.cuda.get_device_name(0) if accelerator != "cpu" and torch.cuda.is_available() else None
-    return {
-        "git_commit": commit, "git_dirty": dirty,
-        "python": platform.python_version(), "torch": torch.__version__, "lightning": lightning.__version__,
-        "numpy": numpy.__version__, "platform": platform.platform(), "cpu": _cpu_model(),
-        "cpu_isa": numerics.cpu_flags(), "numerics": numerics.describe(numerics_level),
-        "cpu_count": os.cpu_count(), "gpu": gpu, "accelerator": accelerator, "threads": threads,
-        "precision": precision,
-        **({"world_size": world_size} if world_size > 1 else {}),
-        "device_class": device_class(accelerator),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-    }
+    return Provenance(
+        git_commit=commit, git_dirty=dirty,
+        python=platform.python_version(), torch=torch.__version__, lightning=lightning.__version__,
+        numpy=numpy.__version__, platform=platform.platform(), cpu=_cpu_model(),
+        cpu_isa=numerics.cpu_flags(), numerics=numerics.describe(numerics_level),
+        cpu_count=os.cpu_count(), gpu=gpu, accelerator=accelerator, threads=threads,
+        precision=precision,
+        world_size=world_size if world_size > 1 else None,
+        device_class=device_class(accelerator),
+        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    )
 
 
 def device_class(accelerator: str = "cpu") -> str:

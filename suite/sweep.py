@@ -33,6 +33,7 @@ from suite.checkpoint import Checkpointer
 from suite.jobs import Job, recorded_settings, with_live
 from suite.process import set_parent_death_signal
 from suite.progress import SweepReporter
+from suite.record import RunRecord, jsonable
 from suite.runner import failed_record, release_checkpoint, run_one
 from suite.store import (
     CorruptRecord,
@@ -51,13 +52,13 @@ STARTUP_TIMEOUT = 600  # importing torch + Lightning + every baseline, on a load
 
 @dataclass
 class SweepSummary:
-    done: list[dict[str, Any]] = field(default_factory=list)
+    done: list[RunRecord] = field(default_factory=list)
     skipped: list[Job] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
 
     @property
-    def failed(self) -> list[dict[str, Any]]:
-        return [r for r in self.done if r["status"] == "failed"]
+    def failed(self) -> list[RunRecord]:
+        return [r for r in self.done if r.status == "failed"]
 
 
 def pending(jobs: list[Job], root: Path, force: bool = False) -> tuple[list[Job], list[Job], list[str]]:
@@ -74,12 +75,24 @@ def pending(jobs: list[Job], root: Path, force: bool = False) -> tuple[list[Job]
             corrupt.append(str(error))
             todo.append(job)
             continue
-        same_run = record["config_hash"] == job.config_hash and recorded_settings(record) == job.settings
-        if same_run and record["status"] in RESUMABLE:
+        if same_run(record, job) and record.status in RESUMABLE:
             done.append(job)
         else:
             todo.append(job)
     return todo, done, corrupt
+
+
+def same_run(record: RunRecord, job: Job) -> bool:
+    """Whether ``record`` is a run of ``job``: the same declared config, settings and (where the record has them,
+    schema 2 on) the same resolved hyperparameters, so an edited resolution hook re-runs what it changed."""
+    if record.config_hash != job.config_hash or recorded_settings(record) != job.settings:
+        return False
+    if record.resolved is None:
+        return True
+    try:
+        return record.resolved == jsonable(job.resolved_hparams())
+    except Exception:  # noqa: BLE001 (the hook fails now: re-run, and the run's record says why)
+        return False
 
 
 def _die() -> None:
@@ -185,10 +198,10 @@ class WorkerPool:
         self.lifeline_read.close()
         self.lifeline_write.close()
 
-    def run(self, jobs: list[Job], on_event: Callable[[str, _Worker, dict[str, Any] | None], None]) -> list[dict]:
+    def run(self, jobs: list[Job], on_event: Callable[[str, _Worker, RunRecord | None], None]) -> list[RunRecord]:
         """Run every job; ``on_event(kind, worker, record)`` sees 'start', 'progress' (each tick) and 'done'."""
         queue = list(reversed(jobs))
-        finished: list[dict[str, Any]] = []
+        finished: list[RunRecord] = []
         while queue or any(w.job for w in self.workers):
             for worker in self.workers:
                 if worker.job is None and queue:
@@ -208,7 +221,7 @@ class WorkerPool:
                     on_event("progress", worker, None)
         return finished
 
-    def _poll(self, worker: _Worker, ready: list[Any]) -> dict[str, Any] | None:
+    def _poll(self, worker: _Worker, ready: list[Any]) -> RunRecord | None:
         job = worker.job
         assert job is not None
         try:
@@ -234,7 +247,7 @@ class WorkerPool:
             return self._fail(worker, f"worker did not start the run within {STARTUP_TIMEOUT} s", 0.0)
         return None
 
-    def _fail(self, worker: _Worker, reason: str, elapsed: float) -> dict[str, Any]:
+    def _fail(self, worker: _Worker, reason: str, elapsed: float) -> RunRecord:
         job = worker.job
         assert job is not None
         self._replace(worker)
@@ -280,7 +293,7 @@ def run_sweep(jobs: list[Job], root: Path, workers: int, force: bool = False,
         else:
             pool = WorkerPool(min(workers, len(todo)), root, threads=todo[0].threads)
             try:
-                def on_event(kind: str, worker: _Worker, record: dict[str, Any] | None) -> None:
+                def on_event(kind: str, worker: _Worker, record: RunRecord | None) -> None:
                     if kind == "start":
                         reporter.started(worker.job)
                     elif kind == "progress":

@@ -14,6 +14,7 @@ from typing import Any
 
 from suite.jobs import Job
 from suite.livelog import start_wandb
+from suite.record import RunRecord
 
 
 def enable_tracking(jobs: list[Job]) -> list[Job]:
@@ -27,7 +28,7 @@ def enable_tracking(jobs: list[Job]) -> list[Job]:
     return [dataclasses.replace(job, extra={**job.extra, "track": True}) for job in jobs]
 
 
-def log_record(record: dict[str, Any], directory: str | None = None, run: Any = None) -> str | None:
+def log_record(record: RunRecord, directory: str | None = None, run: Any = None) -> str | None:
     """Log one record (config, curves, final metrics) as a W&B run; returns the run directory or None.
 
     ``run``: the W&B run the live log streamed to while the run ran (:mod:`suite.livelog`); completed and finished
@@ -37,19 +38,19 @@ def log_record(record: dict[str, Any], directory: str | None = None, run: Any = 
         if run is None:
             run = start_wandb(dict(
                 project=os.environ.get("WANDB_PROJECT", "lightning-repro-suite"),
-                group=f"{record['task']}/{record['variant']}",
-                job_type=record["profile"], name=f"{record['variant']}-{record['env']}-s{record['seed']}",
-                config={**record["config"], "task": record["task"], "variant": record["variant"],
-                        "env": record["env"], "seed": record["seed"], "baseline": record["baseline"],
-                        "config_hash": record["config_hash"]},
+                group=f"{record.task}/{record.variant}",
+                job_type=record.profile, name=f"{record.variant}-{record.env}-s{record.seed}",
+                config={**(record.resolved or record.config), "task": record.task, "variant": record.variant,
+                        "env": record.env, "seed": record.seed, "baseline": record.baseline,
+                        "config_hash": record.config_hash},
                 dir=directory))
-        for name, points in record["curves"].items():
+        for name, points in record.curves.items():
             for step, value in points:
                 run.log({f"curve/{name}": value, f"curve/{name}_step": step})
-        run.summary.update({**record["metrics"], "status": record["status"], "wall_time_s": record["wall_time_s"]})
+        run.summary.update({**record.metrics, "status": record.status, "wall_time_s": record.wall_time_s})
         path = run.dir
         run.finish()
         return path
     except Exception as error:  # tracking must never cost a result
-        print(f"warning: W&B logging failed for {record['task']}/{record['variant']}: {error}")
+        print(f"warning: W&B logging failed for {record.task}/{record.variant}: {error}")
         return None

@@ -57,3 +57,22 @@ def fit(ctx: RunContext) -> RunOutput:
             time.sleep(3600)
     return RunOutput(metrics={"final_loss": curve[-1][1], "weight_error": (weights.detach() - true_w).norm().item()},
                      curves={"loss": curve}, steps=hp["steps"], step_unit="sgd_steps")
+
+
+def resolve_toy(hparams: dict, env: str, seed: int) -> dict:
+    """``lr`` left None takes the env's value, ``batch`` left None alternates with the seed (as a search by seed)."""
+    resolved = dict(hparams)
+    if resolved["lr"] is None:
+        resolved["lr"] = 0.1 if env == "toy-a" else 0.05
+    if resolved["batch"] is None:
+        resolved["batch"] = 16 if seed % 2 else 32
+    return resolved
+
+
+@register_baseline("toy_resolved", defaults={**DEFAULTS, "lr": None, "batch": None}, env_families=("toy",),
+                   resolve=resolve_toy)
+def fit_resolved(ctx: RunContext) -> RunOutput:
+    """``toy_regression`` with per-env and per-seed hyperparameters; ``extras["seen"]``: the hparams fit received."""
+    out = fit(ctx)  # a None lr would fail here: the hook must have run
+    out.extras["seen"] = dict(ctx.hparams)
+    return out

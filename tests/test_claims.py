@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from suite.claims import evaluate_claims
+from suite.record import RunRecord
 from suite.spec import SpecError, load_spec
+from tests.records import make_record
 
 NONINFERIORITY = """claims:
   - id: fast_not_much_worse
@@ -19,8 +21,8 @@ NONINFERIORITY = """claims:
 """
 
 
-def _records(fast: list[float], slow: list[float]) -> list[dict]:
-    return [{"status": "ok", "variant": variant, "env": "toy-a", "seed": seed, "metrics": {"weight_error": value}}
+def _records(fast: list[float], slow: list[float]) -> list[RunRecord]:
+    return [make_record(variant=variant, env="toy-a", seed=seed, metrics={"weight_error": value})
             for variant, values in (("fast", fast), ("slow", slow)) for seed, value in enumerate(values)]
 
 

@@ -25,12 +25,12 @@ def test_parse_overrides_reads_yaml_scalars_and_scientific_notation():
 def test_override_changes_config_hash_is_recorded_and_shown(toy_spec_path, tmp_path, capsys):
     assert _run(toy_spec_path, tmp_path, "--no-report") == 0
     (plain,), _ = scan(tmp_path, "smoke", "toy")
-    assert "overrides" not in plain and plain["config"]["steps"] == 40
+    assert plain.overrides is None and plain.config["steps"] == 40
     capsys.readouterr()
     assert _run(toy_spec_path, tmp_path, "-o", "steps=20") == 0  # a different config: the cell re-runs
     (record,), _ = scan(tmp_path, "smoke", "toy")
-    assert record["overrides"] == {"steps": 20} and record["config"]["steps"] == 20
-    assert record["config_hash"] != plain["config_hash"]
+    assert record.overrides == {"steps": 20} and record.config["steps"] == 20
+    assert record.config_hash != plain.config_hash
     assert "*overrides:* `steps=20`" in capsys.readouterr().out
     assert "*overrides:* `steps=20`" in (tmp_path / "smoke" / "toy" / "table.md").read_text()
 
@@ -59,13 +59,13 @@ def test_dry_run_plans_and_runs_nothing(toy_spec_path, tmp_path, capsys):
     assert main([*argv, "-o", "steps=80"]) == 0
     out = capsys.readouterr().out
     assert "12 to run, 0 already recorded" in out and "overrides: steps=80" in out  # the override re-runs all
-    expected = 12 * 2 * record["wall_time_s"]  # each run: the only record's wall time, doubled with the budget
+    expected = 12 * 2 * record.wall_time_s  # each run: the only record's wall time, doubled with the budget
     assert expected < 60 and f"~{expected:.0f} s of run time, ~{expected / 2:.0f} s wall-clock with 2 workers" in out
     assert len(scan(tmp_path, "smoke", "toy")[0]) == 1  # nothing ran
     argv[argv.index("smoke")] = "paper"
     assert main(argv) == 0
     out = capsys.readouterr().out
-    expected = 20 * record["wall_time_s"] * 500 / 40  # no paper records: the smoke one, scaled 40 -> 500 steps
+    expected = 20 * record.wall_time_s * 500 / 40  # no paper records: the smoke one, scaled 40 -> 500 steps
     assert f"~{_seconds(expected)} of run time" in out and f"{tmp_path}/smoke, scaled by budget" in out
 
 

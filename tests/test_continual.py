@@ -11,13 +11,14 @@ import torch
 from suite.api import RunContext, RunOutput
 from suite.registry import get_baseline
 from suite.runner import seed_everything
+from tests.records import make_record
 
 
 def run(env: str, strategy: str, tmp_path: Path, seed: int = 0, **overrides: Any) -> RunOutput:
     entry = get_baseline("continual")
     hparams = {**entry.defaults, "strategy": strategy, "eval_every": 0, **overrides}
     seed_everything(seed, 1)
-    ctx = RunContext("t", strategy, env, seed, "test", "continual", hparams, tmp_path)
+    ctx = RunContext("t", strategy, env, seed, "test", "continual", entry.resolved(hparams, env, seed), tmp_path)
     return entry.fit(ctx)
 
 
@@ -120,8 +121,7 @@ def test_spec_loads_and_figures_draw_from_records(tmp_path: Path) -> None:
     for variant in ("finetune", "ewc"):
         for seed in (0, 1):
             out = run("permuted-digits-2", variant, tmp_path, seed=seed, epochs=2, eval_every=1)
-            records.append({"variant": variant, "env": "permuted-digits-2", "seed": seed, "status": "ok",
-                            "extras": out.extras})
+            records.append(make_record(variant=variant, env="permuted-digits-2", seed=seed, extras=out.extras))
     paths = [p for name in spec.figures for p in FIGURES[name](spec, records, tmp_path / "figures")]
     assert len(paths) == 2 and all(p.stat().st_size > 10_000 for p in paths)
 

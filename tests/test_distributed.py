@@ -56,16 +56,16 @@ def test_maml_on_two_cpu_ranks_keeps_replicas_in_sync(tmp_path) -> None:
     hparams = dict(SINE_DEFAULTS, first_order=False, meta_batch=5, meta_iterations=40, iters_per_step=10, eval_tasks=50,
                    eval_query=20, eval_points=2)
     record = run_one(_job("maml", "sinusoid-K5", hparams, devices=2), run_dir=tmp_path)
-    assert record["status"] == "ok", record["reason"]
-    assert record["provenance"]["world_size"] == 2
-    assert record["steps"] == 40  # every rank ran every meta-iteration (no sampler sharding of the chunk loader)
-    sums = record["extras"]["replica_param_sums"]
+    assert record.status == "ok", record.reason
+    assert record.provenance.world_size == 2
+    assert record.steps == 40  # every rank ran every meta-iteration (no sampler sharding of the chunk loader)
+    sums = record.extras["replica_param_sums"]
     assert len(sums) == 2 and sums[0] == sums[1]
 
 
 def test_single_device_baseline_refuses_several_devices(tmp_path) -> None:
     record = run_one(_job("dqn", "CartPole-v1", {}, devices=2), run_dir=tmp_path)
-    assert record["status"] == "failed" and "single-device" in record["reason"]
+    assert record.status == "failed" and "single-device" in record.reason
 
 
 @pytest.mark.timeout(300)
@@ -77,9 +77,9 @@ def test_continual_on_two_cpu_ranks_matches_one_device(tmp_path) -> None:
     baseline, hparams = load_spec("tasks/ewc_permuted_digits.yaml").resolve("ewc", "smoke")
     one = run_one(_job(baseline, "permuted-digits-3", hparams, devices=1), run_dir=tmp_path / "one")
     two = run_one(_job(baseline, "permuted-digits-3", hparams, devices=2), run_dir=tmp_path / "two")
-    assert one["status"] == two["status"] == "ok", two["reason"]
-    assert two["extras"]["effective_hparams"]["loop"] == "trainer"
-    sums = two["extras"]["replica_param_sums"]
+    assert one.status == two.status == "ok", two.reason
+    assert two.extras["effective_hparams"]["loop"] == "trainer"
+    sums = two.extras["replica_param_sums"]
     assert len(sums) == 2 and sums[0] == sums[1]
     for metric in ("acc", "bwt"):
-        assert abs(one["metrics"][metric] - two["metrics"][metric]) < 0.02, metric
+        assert abs(one.metrics[metric] - two.metrics[metric]) < 0.02, metric

@@ -14,7 +14,7 @@ from suite.store import scan
 def _metrics(root):
     records, errors = scan(root, "smoke", "toy")
     assert not errors
-    return {(r["variant"], r["env"], r["seed"]): (r["status"], r["metrics"], r["curves"]) for r in records}
+    return {(r.variant, r.env, r.seed): (r.status, r.metrics, r.curves) for r in records}
 
 
 @pytest.mark.ray
@@ -54,7 +54,7 @@ def test_track_offline_writes_a_run_dir_and_never_uses_the_network(tmp_path, toy
 
     job = enable_tracking(plan_jobs(load_spec(toy_spec_path), "smoke", seeds=1))[0]
     record = run_one(job)
-    assert record["status"] == "ok"
+    assert record.status == "ok"
     run_dir = log_record(record, directory=str(tmp_path / "wandb-dir"))
     assert run_dir is not None
     offline_runs = list((tmp_path / "wandb-dir" / "wandb").glob("offline-run-*"))
@@ -72,9 +72,9 @@ def test_precision_flag_reaches_the_lightning_trainer():
     spec = load_spec(Path(__file__).resolve().parent.parent / "tasks" / "maml_sinusoid.yaml")
     job = next(j for j in plan_jobs(spec, "smoke", seeds=1) if j.key.variant == "pretrain")
     full, bf16 = run_one(job), run_one(dataclasses.replace(job, precision="bf16-mixed"))
-    assert full["status"] == bf16["status"] == "ok"
-    assert full["metrics"]["mse_step1"] != bf16["metrics"]["mse_step1"]
-    assert abs(full["metrics"]["mse_step1"] - bf16["metrics"]["mse_step1"]) < 0.5  # same training, lower precision
+    assert full.status == bf16.status == "ok"
+    assert full.metrics["mse_step1"] != bf16.metrics["mse_step1"]
+    assert abs(full.metrics["mse_step1"] - bf16.metrics["mse_step1"]) < 0.5  # same training, lower precision
 
 
 def test_ray_tasks_ask_for_a_gpu_per_rank_only_for_gpu_runs(toy_spec_path):
@@ -108,7 +108,7 @@ def test_ray_timeout_is_per_run_not_per_queue(tmp_path, write_spec, toy_spec_pat
     jobs = plan_jobs(load_spec(write_spec(text=text)), "smoke")
     assert [j.key.variant for j in jobs] == ["hang", "after"]
     summary = run_sweep_ray(jobs, tmp_path / "results", num_cpus=1)
-    by_variant = {r["variant"]: r for r in summary.done}
-    assert by_variant["hang"]["status"] == "failed" and "timeout" in by_variant["hang"]["reason"]
-    assert 6 <= by_variant["hang"]["wall_time_s"] < 12  # the old clock allowed 6 x (1 + 2 runs) = 18 s
-    assert by_variant["after"]["status"] == "ok"
+    by_variant = {r.variant: r for r in summary.done}
+    assert by_variant["hang"].status == "failed" and "timeout" in by_variant["hang"].reason
+    assert 6 <= by_variant["hang"].wall_time_s < 12  # the old clock allowed 6 x (1 + 2 runs) = 18 s
+    assert by_variant["after"].status == "ok"

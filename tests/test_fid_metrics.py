@@ -13,6 +13,8 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from suite.envs.generative import GenerativeData, load_generative_data
 from suite.metrics import generative as gm
 from suite.metrics import generative_claims as gc
+from suite.record import RunRecord
+from tests.records import make_record
 
 
 class _Linear64(nn.Module):
@@ -123,8 +125,8 @@ def test_inception_path_names_what_is_missing(monkeypatch: pytest.MonkeyPatch, t
         gm.GenerativeEvaluator(mnist_like)
 
 
-def _records(values: dict[str, list[float]]) -> list[dict]:
-    return [dict(env="digits", variant=v, seed=i, status="ok", metrics={"fid": x})
+def _records(values: dict[str, list[float]]) -> list[RunRecord]:
+    return [make_record(env="digits", variant=v, seed=i, metrics={"fid": x})
             for v, xs in values.items() for i, x in enumerate(xs)]
 
 

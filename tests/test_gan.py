@@ -25,7 +25,7 @@ def _run(baseline: str, env: str, seed: int, tmp_path: Path, **overrides) -> obj
     entry = get_baseline(baseline)
     hp = dict(entry.defaults, width=16, z_dim=32, eval_samples=400, num_evals=1)
     hp.update(overrides)
-    return entry.fit(RunContext("gan_fid", "test", env, seed, "smoke", baseline, hp, tmp_path))
+    return entry.fit(RunContext("gan_fid", "test", env, seed, "smoke", baseline, entry.resolved(hp, env, seed), tmp_path))
 
 
 @pytest.mark.parametrize("loss", LOSSES)

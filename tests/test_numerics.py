@@ -18,6 +18,7 @@ import pytest
 from suite import numerics
 from suite.runner import Job, run_one
 from suite.store import RunKey, config_hash
+from tests.records import make_record
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ["tests/specs/toy.yaml", "--profile", "smoke", "--seeds", "1", "--variants", "fast", "--envs", "toy-a",
@@ -100,9 +101,9 @@ def test_check_explains_numerics_differences_and_legacy_records():
 
     made = {"level": "avx2", "aten": "AVX2", "onednn": "Intel AVX2", "mkl_path": "non-intel", "mkl_cbwr": "BRANCH_OFF",
             "openblas": ["Haswell"], "numpy_simd": ["X86_V3"]}
-    record = {"provenance": {"numerics": made, "cpu": "AMD EPYC (family 23 model 49)"}}
+    record = make_record(provenance={"numerics": made, "cpu": "AMD EPYC (family 23 model 49)"})
     assert numerics_note(record, record) is None
-    intel = {"provenance": {"numerics": {**made, "mkl_path": "intel"}}}
+    intel = make_record(provenance={"numerics": {**made, "mkl_path": "intel"}})
     assert "mkl_path=intel" in numerics_note(record, intel) and "SUITE_NUMERICS" in numerics_note(record, intel)
-    legacy = {"provenance": {"cpu": "AMD EPYC"}}
+    legacy = make_record(provenance={"cpu": "AMD EPYC"})
     assert numerics_note(legacy, record).startswith("committed records predate numerics pinning (made unpinned on")

@@ -141,3 +141,16 @@ def test_loader_refuses_files_with_a_wrong_checksum(tmp_path: Path) -> None:
         (tmp_path / "omniglot" / name).write_bytes(b"not the real zip")
     with pytest.raises(DataUnavailable, match="md5"):
         load_omniglot(tmp_path)
+
+
+@pytest.mark.parametrize("env, n_way, k_shot", [("omniglot-5way-1shot", 5, 1), ("omniglot-20way-5shot", 20, 5)])
+def test_the_harness_resolves_the_papers_values_the_module_would_fill_in(env: str, n_way: int, k_shot: int) -> None:
+    from suite.registry import get_baseline
+
+    resolved = get_baseline("maml_omniglot").resolved(DEFAULTS, env, seed=3)
+    assert {k: resolved[k] for k in PAPER[n_way]} == PAPER[n_way] and resolved["k_query"] == k_shot
+    assert resolved == {**DEFAULTS, **PAPER[n_way], "k_query": k_shot}  # nothing else changes
+    assert get_baseline("maml_omniglot").resolved({**DEFAULTS, "inner_lr": 0.7, "k_query": 2}, env, 0)["inner_lr"] == 0.7
+    declared = MAMLClassifier(n_way=n_way, k_shot=k_shot, **{**DEFAULTS, "channels": 8})
+    ran = MAMLClassifier(n_way=n_way, k_shot=k_shot, **{**resolved, "channels": 8})
+    assert {k: ran.cfg[k] for k in PAPER[n_way]} == {k: declared.cfg[k] for k in PAPER[n_way]}

@@ -35,6 +35,6 @@ def test_readme_baseline_example_registers_validates_and_runs(tmp_path):
     assert main(["run", str(spec_path), "--profile", "smoke", "--variants", "anil", "--envs", "sinusoid-K5",
                  "--seeds", "1", "--workers", "0", "--results", str(results), "--no-report"]) == 0
     (record,), errors = scan(results, "smoke", "maml_sinusoid")
-    assert not errors and record["variant"] == "anil" and record["status"] == "ok"
+    assert not errors and record.variant == "anil" and record.status == "ok"
     # a meta-learned head adapts: one step on K points already lowers the held-out MSE
-    assert record["metrics"]["mse_step1"] < record["metrics"]["mse_step0"]
+    assert record.metrics["mse_step1"] < record.metrics["mse_step0"]

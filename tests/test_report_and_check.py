@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from suite.cli import main
+from suite.record import RunRecord
 from suite.report import build_report, write_benchmarks
 from suite.runner import plan_jobs
 from suite.spec import SpecError, load_spec
-from suite.store import record_path, write_record
+from suite.store import read_record, record_path, write_record
+from tests.records import make_record
 
 
 @pytest.fixture
@@ -34,8 +34,8 @@ def test_tables_and_benchmarks_come_from_records(toy_results, toy_spec_path, tmp
     assert (toy_results / "smoke" / "toy" / "figures" / "loss.png").stat().st_size > 10_000
     # change a record on disk (validly re-sealed): the table follows the disk, not a cache
     path = record_path(toy_results, plan_jobs(spec, "smoke")[0].key)
-    record = json.loads(path.read_text())
-    record["metrics"]["weight_error"] = 123.0
+    record = read_record(path)
+    record.metrics["weight_error"] = 123.0
     write_record(toy_results, record)
     assert build_report(spec, "smoke", toy_results).cells[("fast", "toy-a", "weight_error")].mean > 40
 
@@ -90,8 +90,8 @@ def test_unknown_baseline_is_one_line_error(write_spec, capsys):
 def test_curve_x_axis_is_labelled_with_the_runs_step_unit():
     from suite.plots import step_unit_label
 
-    def record(unit: str, curve: str = "eval_return") -> dict:
-        return {"status": "ok", "step_unit": unit, "curves": {curve: [[1.0, 2.0]]}}
+    def record(unit: str, curve: str = "eval_return") -> RunRecord:
+        return make_record(step_unit=unit, curves={curve: [[1.0, 2.0]]})
 
     assert step_unit_label([record("env_steps"), record("env_steps")], "eval_return") == "env steps"
     assert step_unit_label([record("frames"), record("env_steps")], "eval_return") == "step"
@@ -127,8 +127,7 @@ def test_pooled_table_uses_the_specs_fixed_scores_and_keeps_diverged_variants(to
     # a diverged run leaves its variant in the table, with the count shown
     spec = load_spec(both)
     path = record_path(toy_results, plan_jobs(spec, "smoke", variants=["slow"])[0].key)
-    record = json.loads(path.read_text())
-    record.update(status="diverged", reason="loss is nan", metrics={"weight_error": None})
+    record = read_record(path).replace(status="diverged", reason="loss is nan", metrics={"weight_error": None})
     write_record(toy_results, record)
     row = _pooled_rows(both, toy_results)["slow"]
     assert "(⚠ 1 diverged not pooled)" in row and row.endswith("| 5 |")

@@ -17,6 +17,7 @@ from suite.runner import release_checkpoint, run_one
 from suite.spec import load_spec
 from suite.store import RunKey, config_hash, live_path
 from suite.sweep import run_sweep
+from tests.records import make_record
 
 TIMING = ("time_s",)  # wall-clock extras: never reproducible, not results
 
@@ -51,12 +52,12 @@ def _kill_after_checkpoint_at(monkeypatch: pytest.MonkeyPatch, at_least: int) ->
 
 
 def _same_result(a: dict[str, Any], b: dict[str, Any]) -> None:
-    assert a["status"] == b["status"] == "ok", (a["reason"], b["reason"])
-    assert a["metrics"] == b["metrics"]
-    assert a["curves"] == b["curves"]
-    assert a["steps"] == b["steps"]
-    assert {k: v for k, v in a["extras"].items() if k not in TIMING} == \
-        {k: v for k, v in b["extras"].items() if k not in TIMING}
+    assert a.status == b.status == "ok", (a.reason, b.reason)
+    assert a.metrics == b.metrics
+    assert a.curves == b.curves
+    assert a.steps == b.steps
+    assert {k: v for k, v in a.extras.items() if k not in TIMING} == \
+        {k: v for k, v in b.extras.items() if k not in TIMING}
 
 
 def _kill_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, baseline: str, env: str,
@@ -65,11 +66,11 @@ def _kill_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, baseline: 
     job = _job(baseline, env, hparams, tmp_path, every)
     saved = _kill_after_checkpoint_at(monkeypatch, half)
     killed = run_one(job)
-    assert killed["status"] == "failed" and "Killed" in killed["reason"], killed["reason"]
+    assert killed.status == "failed" and "Killed" in killed.reason, killed.reason
     release_checkpoint(job, killed)  # a failed run keeps its checkpoint for the re-run
     assert (job.live_dir / CHECKPOINT_FILE).exists() and saved[-1] >= half
     resumed = run_one(job)
-    assert resumed["provenance"]["resumed"]["from_step"] == saved[-1]
+    assert resumed.provenance.resumed["from_step"] == saved[-1]
     _same_result(uninterrupted, resumed)
     release_checkpoint(job, resumed)
     assert not (job.live_dir / CHECKPOINT_FILE).exists()
@@ -81,14 +82,14 @@ def test_ppo_killed_at_half_and_resumed_is_bit_identical(tmp_path, monkeypatch):
     hp = dict(total_steps=4096, n_envs=4, n_steps=256, batch_size=64, n_epochs=2, learning_rate=3e-4,
               hidden=[32, 32], n_evals=2, eval_episodes=2, noise="lattice", sde_sample_freq=4)
     _, resumed = _kill_and_resume(tmp_path, monkeypatch, "ppo", "InvertedPendulum-v5", hp, every=1024, half=2048)
-    assert resumed["steps"] == 4096 and len(resumed["curves"]["eval_return"]) == 2
+    assert resumed.steps == 4096 and len(resumed.curves["eval_return"]) == 2
 
 
 def test_continual_ewc_killed_at_half_and_resumed_is_bit_identical(tmp_path, monkeypatch):
     """EWC (true Fisher: it draws from the Fisher generator) on 3 permuted-digit tasks, killed after task 2."""
     hp = dict(strategy="ewc", lam=30.0, fisher="true", epochs=1)
     full = run_one(_job("continual", "permuted-digits-3", hp))
-    per_task = full["steps"] // 3
+    per_task = full.steps // 3
     _kill_and_resume(tmp_path, monkeypatch, "continual", "permuted-digits-3", hp, every=1, half=3 * per_task // 2)
 
 
@@ -131,11 +132,11 @@ def test_keep_checkpoints_keeps_it_and_a_failed_run_keeps_it(tmp_path):
     job, kept = with_live([plain], tmp_path)[0], with_live([plain], tmp_path, keep_checkpoints=True)[0]
     ckpt = job.live_dir / CHECKPOINT_FILE
     Checkpointer(job.live_dir, every=1).save(1, {})
-    release_checkpoint(kept, {"status": "ok"})
+    release_checkpoint(kept, make_record(status="ok"))
     assert ckpt.exists()
-    release_checkpoint(job, {"status": "failed"})
+    release_checkpoint(job, make_record(status="failed"))
     assert ckpt.exists()
-    release_checkpoint(job, {"status": "diverged"})
+    release_checkpoint(job, make_record(status="diverged"))
     assert not ckpt.exists()
 
 
@@ -145,12 +146,12 @@ def test_sweep_rerun_resumes_a_killed_run_and_force_starts_over(tmp_path, monkey
     _kill_after_checkpoint_at(monkeypatch, 1)
     assert run_sweep(jobs, tmp_path, workers=1, in_process=True).failed
     resumed = run_sweep(jobs, tmp_path, workers=1, in_process=True).done[0]
-    assert resumed["status"] == "ok" and resumed["provenance"]["resumed"]["from_step"] > 0
+    assert resumed.status == "ok" and resumed.provenance.resumed["from_step"] > 0
     assert not (jobs[0].live_dir / CHECKPOINT_FILE).exists()
     _kill_after_checkpoint_at(monkeypatch, 1)
     assert run_sweep(jobs, tmp_path, workers=1, force=True, in_process=True).failed
     fresh = run_sweep(jobs, tmp_path, workers=1, force=True, in_process=True).done[0]
-    assert fresh["status"] == "ok" and "resumed" not in fresh["provenance"]
+    assert fresh.status == "ok" and fresh.provenance.resumed is None
     _same_result(resumed, fresh)
 
 
@@ -159,14 +160,14 @@ def test_sweep_leaves_a_live_csv_log_per_run_in_real_units(tmp_path):
     spec = load_spec(Path(__file__).resolve().parent.parent / "tasks" / "ewc_permuted_digits.yaml")
     jobs = [j for j in plan_jobs(spec, "smoke", seeds=1) if j.key.variant in ("finetune", "ewc")]
     summary = run_sweep(jobs, tmp_path, workers=1, in_process=True)
-    assert [r["status"] for r in summary.done] == ["ok", "ok"]
+    assert [r.status for r in summary.done] == ["ok", "ok"]
     for job, record in zip(jobs, summary.done, strict=True):
         folder = live_path(tmp_path, job.key)
         assert not (folder / CHECKPOINT_FILE).exists()
         rows = list(csv.DictReader(open(folder / "metrics.csv")))
-        assert [int(r["step"]) for r in rows][-1] == record["steps"]
+        assert [int(r["step"]) for r in rows][-1] == record.steps
         per_task = [float(r["seen_task_acc"]) for r in rows if r["seen_task_acc"]]
-        assert per_task == [p[1] for p in record["curves"]["seen_task_acc"]]
+        assert per_task == [p[1] for p in record.curves["seen_task_acc"]]
 
 
 def test_track_streams_the_live_log_to_wandb_offline_without_changing_a_number(tmp_path, monkeypatch):
@@ -186,8 +187,8 @@ def test_track_streams_the_live_log_to_wandb_offline_without_changing_a_number(t
 def test_every_run_of_a_sweep_leaves_a_live_csv_log_ending_with_its_final_metrics(tmp_path, toy_spec_path):
     jobs = plan_jobs(load_spec(toy_spec_path), "smoke", seeds=1)
     summary = run_sweep(jobs, tmp_path, workers=1, in_process=True)
-    assert summary.done and all(r["status"] == "ok" for r in summary.done)
+    assert summary.done and all(r.status == "ok" for r in summary.done)
     for job, record in zip(jobs, summary.done, strict=True):
         rows = list(csv.DictReader(open(live_path(tmp_path, job.key) / "metrics.csv")))
-        assert int(rows[-1]["step"]) == record["steps"]
-        assert {k: float(rows[-1][k]) for k in record["metrics"]} == record["metrics"]
+        assert int(rows[-1]["step"]) == record.steps
+        assert {k: float(rows[-1][k]) for k in record.metrics} == record.metrics

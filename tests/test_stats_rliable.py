@@ -7,6 +7,7 @@ import pytest
 
 from suite import stats
 from suite.plots import spans_decades, variant_colors
+from tests.records import make_record
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(1.0, 1.0, (6, 3))
@@ -84,9 +85,9 @@ def test_report_draws_profile_and_improvement_figures(tmp_path):
         variants = {"a": {}, "b": {}, "c": {}}
         metric = Metric("fid", higher_is_better=False)
 
-    records = [{"variant": v, "env": e, "seed": s, "status": "ok", "metrics": {"fid": (1 + i) * 10.0 ** (s % 3)}}
+    records = [make_record(variant=v, env=e, seed=s, metrics={"fid": (1 + i) * 10.0 ** (s % 3)})
                for i, v in enumerate("cab") for e in ("e1",) for s in range(4)]
-    records.append({"variant": "a", "env": "e1", "seed": 9, "status": "failed", "metrics": {}})
+    records.append(make_record(variant="a", env="e1", seed=9, status="failed"))
     matrices, envs, normalised = score_matrices(Spec, records)
     assert list(matrices) == ["a", "b", "c"] and envs == ["e1"] and not normalised  # spec order, ok runs only
     assert matrices["a"].shape == (4, 1)

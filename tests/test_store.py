@@ -27,18 +27,17 @@ from suite.store import (
 @pytest.fixture
 def record(toy_spec_path):
     job = plan_jobs(load_spec(toy_spec_path), "smoke")[0]
-    record = failed_record(job, "example")
-    record.update(status="ok", reason=None, metrics={"weight_error": 0.5}, curves={"loss": [[0, 1.0]]})
-    return record
+    return failed_record(job, "example").replace(status="ok", reason=None, metrics={"weight_error": 0.5},
+                                                 curves={"loss": [[0, 1.0]]})
 
 
 def test_round_trip_carries_provenance(tmp_path, record):
     path = write_record(tmp_path, record)
     assert path == record_path(tmp_path, plan_jobs(load_spec("tests/specs/toy.yaml"), "smoke")[0].key)
     loaded = read_record(path)
-    assert loaded["metrics"] == {"weight_error": 0.5}
+    assert loaded.metrics == {"weight_error": 0.5}
     for key in ("git_commit", "git_dirty", "python", "torch", "lightning", "numpy", "cpu", "threads", "command"):
-        assert key in loaded["provenance"]
+        assert key in loaded.provenance.to_json()
     assert not list(path.parent.glob(".tmp-*"))  # no temp file left behind
 
 
@@ -60,9 +59,9 @@ def test_corrupt_record_is_reported_by_path(tmp_path, record, corrupt, message):
 
 
 def test_non_finite_metrics_are_stored_as_json(tmp_path, record):
-    record["metrics"] = {"a": float("nan"), "b": float("inf")}
+    record.metrics = {"a": float("nan"), "b": float("inf")}
     loaded = read_record(write_record(tmp_path, record))
-    assert loaded["metrics"] == {"a": None, "b": 1e308}
+    assert loaded.metrics == {"a": None, "b": 1e308}
 
 
 def test_a_complete_record_left_as_a_temp_file_is_not_a_record(tmp_path, record):

@@ -36,7 +36,7 @@ class QuietReporter:
         pass
 
     def finished(self, job, record):
-        self.lines.append(f"{job.key.label} {record['status']}")
+        self.lines.append(f"{job.key.label} {record.status}")
 
     def end(self):
         pass
@@ -55,25 +55,25 @@ def _jobs(write_spec, mode_by_variant: dict[str, str], timeout: int = 60, steps:
 def test_same_seed_gives_identical_metrics(toy_spec_path):
     job = plan_jobs(load_spec(toy_spec_path), "smoke")[0]
     first, second = run_one(job), run_one(job)
-    assert first["status"] == "ok"
-    assert first["metrics"] == second["metrics"] and first["curves"] == second["curves"]
+    assert first.status == "ok"
+    assert first.metrics == second.metrics and first.curves == second.curves
     other_seed = plan_jobs(load_spec(toy_spec_path), "smoke")[1]
-    assert run_one(other_seed)["metrics"] != first["metrics"]
+    assert run_one(other_seed)["metrics"] != first.metrics
 
 
 def test_nan_is_diverged_with_step_and_exception_is_failed_with_traceback(write_spec):
     nan_job, crash_job = _jobs(write_spec, {"nan": "nan", "crash": "crash"})
     diverged = run_one(nan_job)
-    assert diverged["status"] == "diverged" and diverged["diverged_step"] == 7 and "loss is nan" in diverged["reason"]
+    assert diverged.status == "diverged" and diverged.diverged_step == 7 and "loss is nan" in diverged.reason
     failed = run_one(crash_job)
-    assert failed["status"] == "failed" and "RuntimeError: injected failure" in failed["reason"]
+    assert failed.status == "failed" and "RuntimeError: injected failure" in failed.reason
 
 
 def test_crash_kill_and_timeout_fail_only_their_run(tmp_path, write_spec):
     jobs = _jobs(write_spec, {"good": "ok", "crash": "crash", "kill": "kill", "hang": "hang", "nan": "nan",
                               "after": "ok"}, timeout=8)
     summary = run_sweep(jobs, tmp_path, workers=2, reporter=QuietReporter())
-    status = {r["variant"]: (r["status"], r["reason"] or "") for r in summary.done}
+    status = {r.variant: (r.status, r.reason or "") for r in summary.done}
     assert status["good"][0] == "ok" and status["after"][0] == "ok"
     assert status["crash"][0] == "failed" and "injected failure" in status["crash"][1]
     assert status["kill"][0] == "failed" and "SIGKILL" in status["kill"][1]
@@ -144,7 +144,7 @@ def test_sigkilled_sweep_resumes_and_completes_every_run_once(tmp_path, write_sp
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"{len(first)} already recorded" in result.stderr
     records, errors = scan(tmp_path, "smoke", "toy")
-    assert not errors and len(records) == 16 and all(r["status"] == "ok" for r in records)
+    assert not errors and len(records) == 16 and all(r.status == "ok" for r in records)
     assert not list(runs_dir.glob(".tmp-*"))
     # the runs recorded before the kill were not run again
     assert all((runs_dir / name).stat().st_mtime_ns == mtime for name, mtime in mtimes.items())

@@ -17,7 +17,9 @@ from suite.envs.tabular import (
     random_walk_episodes,
     value_iteration,
 )
+from suite.record import RunRecord
 from suite.spec import SpecError, load_spec
+from tests.records import make_record
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTES_Q = [[10, 10], [10, -9.5], [-10, 10], [0, 0], [10, -10], [-10, 10], [0, 0], [10, 10], [10, -8.3], [0, 0]]
@@ -104,8 +106,8 @@ def test_td_and_mc_estimate_the_true_values_and_td_learns_faster():
     assert long.metrics["rms_final"] < 0.05
 
 
-def _record(variant: str, seed: int, **metrics: float) -> dict:
-    return {"status": "ok", "variant": variant, "env": "chain10", "seed": seed, "metrics": metrics}
+def _record(variant: str, seed: int, **metrics: float) -> RunRecord:
+    return make_record(variant=variant, env="chain10", seed=seed, metrics=metrics)
 
 
 def test_every_seed_checker_holds_fails_and_is_inconclusive():

@@ -22,6 +22,7 @@ from typing import Any
 from suite import numerics, registry
 from suite.api import world_size_of
 from suite.jobs import Job
+from suite.record import RunRecord
 from suite.runner import failed_record, release_checkpoint, run_one
 from suite.store import GIT_ENV, RunKey, read_record, write_record
 from suite.sweep import THREAD_ENV, SweepSummary, begin_sweep
@@ -49,7 +50,7 @@ class StartBoard:
         return self.started[seen:]
 
 
-def _execute(job: Job, board: Any) -> dict[str, Any]:
+def _execute(job: Job, board: Any) -> RunRecord:
     registry.load_all()  # a fresh Ray worker imports torch and every baseline first: not part of the run's time
     board.start.remote(job.key)
     return run_one(job)

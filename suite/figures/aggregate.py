@@ -15,21 +15,22 @@ import numpy as np
 
 from suite import stats
 from suite.plots import _matplotlib, outside_legend, save_figure, spans_decades, spec_order, variant_colors
+from suite.record import RunRecord
 from suite.registry import register_figure
 
 
-def score_matrices(spec: Any, records: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], list[str], bool]:
+def score_matrices(spec: Any, records: list[RunRecord]) -> tuple[dict[str, np.ndarray], list[str], bool]:
     """``{variant: (seeds, envs)}`` of the primary metric, oriented so higher is better, plus the envs and
     whether the scores were normalised.  A variant enters with the seeds it has in every env."""
     metric = spec.metric.name
     by_seed: dict[tuple[str, str], dict[int, float]] = {}
     for record in records:
-        value = record["metrics"].get(metric) if record["status"] == "ok" else None
+        value = record.metrics.get(metric) if record.ok else None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            by_seed.setdefault((record["variant"], record["env"]), {})[record["seed"]] = float(value)
+            by_seed.setdefault((record.variant, record.env), {})[record.seed] = float(value)
     envs = sorted({env for _, env in by_seed})
     matrices = {}
-    for variant in spec_order(spec, list({r["variant"] for r in records})):
+    for variant in spec_order(spec, list({r.variant for r in records})):
         columns = [by_seed.get((variant, env), {}) for env in envs]
         seeds = sorted(set.intersection(*(set(c) for c in columns))) if columns else []
         if seeds:
@@ -52,7 +53,7 @@ def _thresholds(everything: np.ndarray, log: bool) -> np.ndarray:
 
 
 @register_figure("performance_profile")
-def performance_profile(spec: Any, records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+def performance_profile(spec: Any, records: list[RunRecord], out_dir: Path) -> list[Path]:
     """Fraction of runs scoring better than each threshold τ, per variant, with its 95% stratified-bootstrap band."""
     matrices, envs, normalised = score_matrices(spec, records)
     if len(matrices) < 2:
@@ -87,7 +88,7 @@ def performance_profile(spec: Any, records: list[dict[str, Any]], out_dir: Path)
 
 
 @register_figure("probability_of_improvement")
-def probability_of_improvement(spec: Any, records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+def probability_of_improvement(spec: Any, records: list[RunRecord], out_dir: Path) -> list[Path]:
     """P(first variant of the spec beats each other variant), averaged over envs, with 95% bootstrap intervals."""
     matrices, envs, _ = score_matrices(spec, records)
     if len(matrices) < 2:

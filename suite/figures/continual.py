@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from suite.plots import bootstrap_band, save_figure
+from suite.record import RunRecord
 from suite.registry import register_figure
 
 
@@ -28,13 +29,13 @@ def _plt():  # noqa: ANN202 (matplotlib module)
     return plt
 
 
-def _group(spec: Any, records: list[dict[str, Any]], key: str) -> dict[str, dict[str, list[Any]]]:
+def _group(spec: Any, records: list[RunRecord], key: str) -> dict[str, dict[str, list[Any]]]:
     """env -> variant -> [extras[key] of every ok seed], variants in the spec's order."""
     order = {name: i for i, name in enumerate(getattr(spec, "variants", {}) or {})}
     grouped: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    for record in sorted(records, key=lambda r: (order.get(r["variant"], len(order)), r["variant"], r["seed"])):
-        if record.get("status") == "ok" and key in (record.get("extras") or {}):
-            grouped[record["env"]][record["variant"]].append(record["extras"][key])
+    for record in sorted(records, key=lambda r: (order.get(r.variant, len(order)), r.variant, r.seed)):
+        if record.status == "ok" and key in record.extras:
+            grouped[record.env][record.variant].append(record.extras[key])
     return grouped
 
 
@@ -52,7 +53,7 @@ def _safe(name: str) -> str:
 
 
 @register_figure("continual_task_accuracy")
-def task_accuracy_figure(spec: Any, records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+def task_accuracy_figure(spec: Any, records: list[RunRecord], out_dir: Path) -> list[Path]:
     """Accuracy on every task over training, one panel per variant (Kirkpatrick et al. 2017, Fig. 2A)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def task_accuracy_figure(spec: Any, records: list[dict[str, Any]], out_dir: Path
 
 
 @register_figure("continual_r_matrix")
-def r_matrix_figure(spec: Any, records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+def r_matrix_figure(spec: Any, records: list[RunRecord], out_dir: Path) -> list[Path]:
     """Heatmaps of R[i, j] (accuracy on task j after training task i), mean over seeds, one per variant."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

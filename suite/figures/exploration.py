@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from suite.plots import outside_legend, save_figure, spec_order, variant_colors
+from suite.record import RunRecord
 from suite.registry import register_figure
 
 
 @register_figure("exploration_noise")
-def exploration_noise(spec: Any, records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+def exploration_noise(spec: Any, records: list[RunRecord], out_dir: Path) -> list[Path]:
     """Per env: the cross-joint correlation of each variant's exploration noise (mean over seeds) as heatmaps,
     and each run's final return against its energy."""
     import matplotlib
@@ -21,19 +22,19 @@ def exploration_noise(spec: Any, records: list[dict[str, Any]], out_dir: Path) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [r for r in records if r.get("status") == "ok"]
-    by_env: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    ok = [r for r in records if r.ok]
+    by_env: dict[str, list[RunRecord]] = defaultdict(list)
     for record in ok:
-        by_env[record["env"]].append(record)
+        by_env[record.env].append(record)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for env, recs in sorted(by_env.items()):
         matrices: dict[str, list[np.ndarray]] = defaultdict(list)
         for record in recs:
-            matrix = record.get("extras", {}).get("noise_correlation_matrix")
+            matrix = record.extras.get("noise_correlation_matrix")
             if matrix:
-                matrices[record["variant"]].append(np.asarray(matrix, float))
+                matrices[record.variant].append(np.asarray(matrix, float))
         variants = spec_order(spec, list(matrices))
         if variants:
             fig, axes = plt.subplots(1, len(variants), figsize=(3.2 * len(variants), 3.0), squeeze=False)
@@ -49,9 +50,9 @@ def exploration_noise(spec: Any, records: list[dict[str, Any]], out_dir: Path) -
             paths.append(path)
         fig, ax = plt.subplots(figsize=(5.6, 3.5))
         colors = variant_colors(list(spec.variants))
-        for variant in spec_order(spec, list({r["variant"] for r in recs})):
-            points = [(r["metrics"].get("energy"), r["metrics"].get("eval_return")) for r in recs
-                      if r["variant"] == variant and "energy" in r["metrics"]]
+        for variant in spec_order(spec, list({r.variant for r in recs})):
+            points = [(r.metrics.get("energy"), r.metrics.get("eval_return")) for r in recs
+                      if r.variant == variant and "energy" in r.metrics]
             if points:
                 x, y = zip(*points, strict=True)
                 ax.scatter(x, y, label=variant, s=18, color=colors.get(variant))

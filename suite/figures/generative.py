@@ -8,17 +8,18 @@ from typing import Any
 import numpy as np
 
 from suite.plots import outside_legend, save_figure, variant_colors
+from suite.record import RunRecord
 from suite.registry import register_figure
 
 
-def _ok(records: list[dict]) -> list[dict]:
-    return [r for r in records if r.get("status") == "ok" and "fid" in r.get("metrics", {})]
+def _ok(records: list[RunRecord]) -> list[RunRecord]:
+    return [r for r in records if r.ok and "fid" in r.metrics]
 
 
-def _by_env_variant(records: list[dict]) -> dict[str, dict[str, list[dict]]]:
-    table: dict[str, dict[str, list[dict]]] = {}
+def _by_env_variant(records: list[RunRecord]) -> dict[str, dict[str, list[RunRecord]]]:
+    table: dict[str, dict[str, list[RunRecord]]] = {}
     for record in _ok(records):
-        table.setdefault(record["env"], {}).setdefault(record["variant"], []).append(record)
+        table.setdefault(record.env, {}).setdefault(record.variant, []).append(record)
     return table
 
 
@@ -43,7 +44,7 @@ def _pyplot() -> Any:
 
 
 @register_figure("gan_samples")
-def gan_samples(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
+def gan_samples(spec: Any, records: list[RunRecord], out_dir: Path) -> list[Path]:
     """Per env, one panel per model: samples of its best-FID run (image grid, or a 2-D scatter over the modes)."""
     plt = _pyplot()
     paths = []
@@ -51,9 +52,9 @@ def gan_samples(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
         variants = _variant_order(spec, list(by_variant))
         fig, axes = plt.subplots(1, len(variants), figsize=(2.2 * len(variants), 2.6), squeeze=False)
         for ax, variant in zip(axes[0], variants):
-            best = min(by_variant[variant], key=lambda r: r["metrics"]["fid"])
-            samples = np.asarray(best.get("extras", {}).get("samples", []), dtype=np.float32)
-            shape = best.get("extras", {}).get("sample_shape", [])
+            best = min(by_variant[variant], key=lambda r: r.metrics["fid"])
+            samples = np.asarray(best.extras.get("samples", []), dtype=np.float32)
+            shape = best.extras.get("sample_shape", [])
             if samples.size and len(shape) == 3:
                 side = int(np.sqrt(len(samples)))
                 images = samples[: side * side].reshape(side, side, *shape).transpose(0, 3, 1, 4, 2)
@@ -74,13 +75,13 @@ def gan_samples(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
 
 
 @register_figure("fid_boxplot")
-def fid_boxplot(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
+def fid_boxplot(spec: Any, records: list[RunRecord], out_dir: Path) -> list[Path]:
     """Per env, the FID distribution of each model over all hyperparameter settings x seeds (Lucic et al. Fig. 4)."""
     plt = _pyplot()
     paths = []
     for env, by_variant in _by_env_variant(records).items():
         variants = _variant_order(spec, list(by_variant))
-        values = [[r["metrics"]["fid"] for r in by_variant[v]] for v in variants]
+        values = [[r.metrics["fid"] for r in by_variant[v]] for v in variants]
         fig, ax = plt.subplots(figsize=(1.1 * len(variants) + 2, 3.6))
         ax.boxplot(values, whis=(0, 100), medianprops={"color": "black"})  # not a variant colour
         ax.set_xticks(range(1, len(variants) + 1), variants, rotation=30)
@@ -96,7 +97,7 @@ def fid_boxplot(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
 
 
 @register_figure("is_vs_fid")
-def is_vs_fid(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
+def is_vs_fid(spec: Any, records: list[RunRecord], out_dir: Path) -> list[Path]:
     """Per env, Inception Score against FID for every run, coloured by model."""
     plt = _pyplot()
     paths = []
@@ -104,8 +105,8 @@ def is_vs_fid(spec: Any, records: list[dict], out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6, 3.6))
         colors = variant_colors(list(spec.variants))
         for variant in _variant_order(spec, list(by_variant)):
-            runs = [r for r in by_variant[variant] if "inception_score" in r["metrics"]]
-            ax.scatter([r["metrics"]["fid"] for r in runs], [r["metrics"]["inception_score"] for r in runs],
+            runs = [r for r in by_variant[variant] if "inception_score" in r.metrics]
+            ax.scatter([r.metrics["fid"] for r in runs], [r.metrics["inception_score"] for r in runs],
                        s=10, alpha=0.7, label=variant, color=colors.get(variant))
         ax.set_xscale("log")
         ax.set_xlabel("FID (lower is better)")

@@ -9,20 +9,21 @@ from typing import Any
 import numpy as np
 
 from suite.plots import _matplotlib, save_figure
+from suite.record import RunRecord
 from suite.registry import register_figure
 
 
-def _ok(records: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
-    return sorted((r for r in records if r.get("status") == "ok" and r.get("baseline") == baseline),
-                  key=lambda r: r["seed"])
+def _ok(records: list[RunRecord], baseline: str) -> list[RunRecord]:
+    return sorted((r for r in records if r.ok and r.baseline == baseline),
+                  key=lambda r: r.seed)
 
 
-def dopamine_figure(records: list[dict[str, Any]], out_dir: Path) -> Path | None:
+def dopamine_figure(records: list[RunRecord], out_dir: Path) -> Path | None:
     """TD error against time in the trial: first trial, last trial, and an omission probe after training."""
     runs = _ok(records, "td_dopamine")
     if not runs:
         return None
-    extras = runs[0]["extras"]
+    extras = runs[0].extras
     deltas = extras["trial_deltas"]
     first, last = min(deltas, key=int), max(deltas, key=int)
     rows = [(f"trial {first} (before learning)", deltas[first]), (f"trial {last} (after learning)", deltas[last]),
@@ -44,7 +45,7 @@ def dopamine_figure(records: list[dict[str, Any]], out_dir: Path) -> Path | None
     return save_figure(fig, out_dir / "tabular_td_dopamine.png", dpi=120)
 
 
-def q_table_figure(spec: Any, records: list[dict[str, Any]], out_dir: Path) -> Path | None:
+def q_table_figure(spec: Any, records: list[RunRecord], out_dir: Path) -> Path | None:
     """The notes' Q-table beside value iteration's and the mean learned Q-learning / SARSA tables."""
     tables: list[tuple[str, np.ndarray]] = []
     notes = spec.params.get("notes_q_table")
@@ -53,7 +54,7 @@ def q_table_figure(spec: Any, records: list[dict[str, Any]], out_dir: Path) -> P
     for baseline in ("value_iteration", "qlearning", "sarsa"):
         runs = _ok(records, baseline)
         if runs:
-            mean = np.mean([r["extras"]["q_table"] for r in runs], axis=0)
+            mean = np.mean([r.extras["q_table"] for r in runs], axis=0)
             tables.append((f"{baseline} (mean of {len(runs)})", mean))
     if not tables:
         return None
@@ -70,16 +71,16 @@ def q_table_figure(spec: Any, records: list[dict[str, Any]], out_dir: Path) -> P
     return save_figure(fig, out_dir / "tabular_td_q_tables.png", dpi=120)
 
 
-def random_walk_figure(records: list[dict[str, Any]], out_dir: Path) -> Path | None:
+def random_walk_figure(records: list[RunRecord], out_dir: Path) -> Path | None:
     """RMS error vs episodes for every step size of TD(0) (solid) and MC (dashed), mean over seeds."""
     runs = _ok(records, "td_prediction")
     if not runs:
         return None
     plt = _matplotlib()
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    for variant in sorted({r["variant"] for r in runs}):
-        mine = [r for r in runs if r["variant"] == variant]
-        curves = np.mean([r["extras"]["rms_by_step_size"] for r in mine], axis=0)
+    for variant in sorted({r.variant for r in runs}):
+        mine = [r for r in runs if r.variant == variant]
+        curves = np.mean([r.extras["rms_by_step_size"] for r in mine], axis=0)
         style = "-" if mine[0]["config"].get("method", "td") == "td" else "--"
         for alpha, curve in zip(mine[0]["extras"]["step_sizes"], curves, strict=True):
             ax.plot(np.arange(len(curve)), curve, style, lw=1.2, label=f"{variant} α={alpha:g}")
@@ -92,7 +93,7 @@ def random_walk_figure(records: list[dict[str, Any]], out_dir: Path) -> Path | N
 
 
 @register_figure("tabular_td")
-def tabular_td(spec: Any, records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+def tabular_td(spec: Any, records: list[RunRecord], out_dir: Path) -> list[Path]:
     """The three figures above, for whichever parts of the task have records."""
     out_dir = Path(out_dir)
     paths = [dopamine_figure(records, out_dir), q_table_figure(spec, records, out_dir),

@@ -8,16 +8,17 @@ from typing import Any
 import numpy as np
 
 from suite import stats
+from suite.record import RunRecord
 from suite.registry import register_claim_checker
 
 
-def _values_by_variant(records: list[dict], metric: str) -> dict[str, dict[str, np.ndarray]]:
+def _values_by_variant(records: list[RunRecord], metric: str) -> dict[str, dict[str, np.ndarray]]:
     """env -> variant -> metric values of the ok runs (every hyperparameter setting and seed)."""
     table: dict[str, dict[str, list[float]]] = {}
     for record in records:
-        value = record.get("metrics", {}).get(metric)
-        if record.get("status") == "ok" and value is not None and np.isfinite(value):
-            table.setdefault(record["env"], {}).setdefault(record["variant"], []).append(float(value))
+        value = record.metrics.get(metric)
+        if record.status == "ok" and value is not None and np.isfinite(value):
+            table.setdefault(record.env, {}).setdefault(record.variant, []).append(float(value))
     return {env: {v: np.asarray(x) for v, x in by.items()} for env, by in table.items()}
 
 
@@ -41,7 +42,7 @@ def _bootstrap_verdict(groups: dict[str, np.ndarray], statistic: Any, alpha: flo
     return ("holds" if share >= 1 - alpha else "fails" if share <= alpha else "inconclusive"), observed, share
 
 
-def _per_env(records: list[dict], metric: str, names: list[str], statistic: Any, alpha: float,
+def _per_env(records: list[RunRecord], metric: str, names: list[str], statistic: Any, alpha: float,
              what: str, envs: list[str] | None = None) -> dict[str, Any]:
     verdicts, details, stats = [], [], []
     table = _values_by_variant(records, metric)
@@ -66,7 +67,7 @@ def _best(values: np.ndarray, higher_is_better: bool) -> float:
 
 
 @register_claim_checker("spread_exceeds_best_gap")
-def spread_exceeds_best_gap(claim_args: dict, records: list[dict], metric: str, higher_is_better: bool) -> dict:
+def spread_exceeds_best_gap(claim_args: dict, records: list[RunRecord], metric: str, higher_is_better: bool) -> dict:
     """Lucic et al.: the spread over hyperparameters within a model (median over ``variants`` of the IQR of the
     metric over all settings x seeds) exceeds the spread between the models' best values (max - min of bests).
     statistic = median IQR - range of bests."""
@@ -81,7 +82,7 @@ def spread_exceeds_best_gap(claim_args: dict, records: list[dict], metric: str, 
 
 
 @register_claim_checker("best_worse_than")
-def best_worse_than(claim_args: dict, records: list[dict], metric: str, higher_is_better: bool) -> dict:
+def best_worse_than(claim_args: dict, records: list[RunRecord], metric: str, higher_is_better: bool) -> dict:
     """The best run of ``lhs`` (over settings x seeds) is worse than the best run among ``rhs`` variants.
     statistic = how much worse (in the metric's units, positive = worse)."""
     lhs, rhs = claim_args["lhs"], list(claim_args["rhs"])
@@ -96,7 +97,7 @@ def best_worse_than(claim_args: dict, records: list[dict], metric: str, higher_i
 
 
 @register_claim_checker("spread_narrower_than")
-def spread_narrower_than(claim_args: dict, records: list[dict], metric: str, higher_is_better: bool) -> dict:
+def spread_narrower_than(claim_args: dict, records: list[RunRecord], metric: str, higher_is_better: bool) -> dict:
     """The IQR of ``lhs``'s metric over settings x seeds is narrower than the median IQR of the ``rhs`` variants.
     statistic = median rhs IQR - lhs IQR."""
     lhs, rhs = claim_args["lhs"], list(claim_args["rhs"])

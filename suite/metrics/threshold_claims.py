@@ -11,23 +11,24 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from suite.record import RunRecord
 from suite.registry import register_claim_checker
 
 _OPS = {"<": operator.lt, ">": operator.gt}
 
 
 @register_claim_checker("every_seed")
-def every_seed(claim_args: dict[str, Any], records: list[dict[str, Any]], metric: str,
+def every_seed(claim_args: dict[str, Any], records: list[RunRecord], metric: str,
                higher_is_better: bool) -> dict[str, Any]:
     """``claim_args``: variant, metric, op, value (and envs, filled in by the harness)."""
     variant, name, op, bound = claim_args["variant"], claim_args["metric"], claim_args["op"], claim_args["value"]
     if op not in _OPS:
         raise ValueError(f"every_seed: op must be '<' or '>', got {op!r}")
     verdicts, details, worst_values = [], [], []
-    for env in claim_args.get("envs") or sorted({r["env"] for r in records}):
-        values = sorted((r["seed"], float(r["metrics"][name])) for r in records
-                        if r["status"] == "ok" and r["variant"] == variant and r["env"] == env
-                        and name in r["metrics"])
+    for env in claim_args.get("envs") or sorted({r.env for r in records}):
+        values = sorted((r.seed, float(r.metrics[name])) for r in records
+                        if r.status == "ok" and r.variant == variant and r.env == env
+                        and name in r.metrics)
         if not values:
             verdicts.append("inconclusive")
             details.append(f"{env}: no ok run of {variant} with {name}")
