@@ -11,11 +11,13 @@ eps 1e-5, vf_coef 0.5, max_grad_norm 0.5, 64x64 tanh), with an entropy bonus of 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from baselines.optim import FusedRMSprop
 from baselines.pg_common import COMMON_DEFAULTS, PolicyGradientModule, Segment, collect_segment, gae, value_net
-from baselines.ppo import fit_rl
+from baselines.pg_common import fit as fit_pg
 from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
 
@@ -30,7 +32,7 @@ DEFAULTS = dict(
     ent_coef=0.01,  # entropy bonus coefficient
     vf_coef=0.5,  # value-loss coefficient
     max_grad_norm=0.5,  # gradient-norm clip
-    updates_per_step=16,  # A2C updates per Lightning training_step (speed only)
+    updates_per_step=16,  # A2C updates per chunk of the driver (speed only: progress and logging between chunks)
 )
 
 
@@ -48,14 +50,22 @@ class A2C(PolicyGradientModule):
         return FusedRMSprop(self.parameters(), lr=self.hp["learning_rate"], alpha=self.hp["rms_alpha"],
                             eps=self.hp["rms_eps"])
 
-    def training_step(self, batch: object, batch_idx: int) -> None:
-        # one Lightning step = ``updates_per_step`` A2C updates: the Trainer's per-step hooks cost as much as an update
-        for _ in range(self.hp["updates_per_step"]):
-            self.update()
-            if self.trainer.should_stop:
-                break
+    def resume_state(self) -> dict[str, Any]:
+        seg = self.seg
+        return {**super().resume_state(), "next_obs": seg.next_obs.clone(), "next_start": seg.next_start.clone()}
 
-    def update(self) -> None:
+    def load_resume_state(self, state: dict[str, Any]) -> None:
+        super().load_resume_state(state)
+        self.seg.next_obs, self.seg.next_start = state["next_obs"].clone(), state["next_start"].clone()
+
+    def train_chunk(self) -> dict[str, float]:
+        for _ in range(self.hp["updates_per_step"]):
+            loss = self.update()
+            if self.done:
+                break
+        return {"loss": float(loss.detach())}
+
+    def update(self) -> torch.Tensor:
         hp, seg, opt = self.hp, self.seg, self.optimizers()
         collect_segment(self, seg)
         adv, returns = gae(seg, self.critic, hp["gamma"], hp["gae_lambda"])
@@ -70,9 +80,10 @@ class A2C(PolicyGradientModule):
         torch.nn.utils.clip_grad_norm_(self.parameters(), hp["max_grad_norm"], foreach=True)
         opt.step()
         self.end_iteration(loss)
+        return loss
 
 
 @register_baseline("a2c", defaults=DEFAULTS, env_families=("discrete_gym", "continuous_gym"), module_class=A2C)
 def fit(ctx: RunContext) -> RunOutput:
     """A2C: synchronous advantage actor-critic with n-step returns and an entropy bonus."""
-    return fit_rl(A2C(ctx.env, ctx.seed, **ctx.hparams), ctx)
+    return fit_pg(A2C(ctx.env, ctx.seed, **ctx.hparams), ctx)

@@ -16,38 +16,37 @@ decaying linearly to ``eps_end`` over ``eps_decay_frames``; evaluation episodes 
 score" (max over evaluation points of the mean return), ``final_mean_eval`` the last one.  A "frame" is
 one agent step (one action), as in the paper's own counting (Extended Data Table 1).
 
-Why the loop looks like this: ``Trainer`` costs ~280 us per ``training_step`` (hooks, loop bookkeeping,
-LightningOptimizer closures), comparable to a whole DQN update of the MinAtar net.  So one
-``training_step`` runs a *chunk* of ``chunk`` env steps with all their updates under manual
-optimisation, against the raw torch optimizer; Lightning still owns device placement, precision and
-the hook lifecycle, and its per-step cost is paid once per chunk (<0.1% at chunk=1000).
-``manual_backward`` is used whenever it would do something (a precision plugin, a multi-device
-strategy, callbacks); in plain 32-bit single-device training it only wraps ``loss.backward()`` in two
-hook dispatches per update (~9% of a CartPole step), so the update calls ``loss.backward()`` itself.
-Likewise the raw optimizer steps, unless a precision plugin scales the loss (16-mixed): then Lightning's
-optimizer wrapper unscales.  The replay buffer and its frames stay on the CPU (``baselines.replay``); a
-sampled batch moves to the module's device in one copy per tensor.
+Training runs on Lightning Fabric (``baselines.rl_loop``) in chunks of ``chunk`` frames: progress, the loss log,
+the divergence check and checkpoints (weights, optimizer, the filled part of the replay memory, envs, RNG streams,
+counters, curves) happen between chunks.  Inside a chunk the updates use Fabric's optimizer wrapper and
+``manual_backward`` (``fabric.backward``), which apply the run's precision (loss scaling for 16-mixed).  The replay
+buffer and its frames stay in host memory (``baselines.replay``); a sampled batch moves to the module's device in
+one copy per tensor.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.plugins.precision import Precision
-from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from baselines.optim import FusedAdam, FusedRMSprop
 from baselines.qnets import build_qnet
 from baselines.replay import ReplayBuffer
-from suite.api import RunContext, RunOutput, Throttle, check_finite
+from baselines.rl_loop import fit_chunks
+from suite.api import RunContext, RunOutput, check_finite
+from suite.checkpoint import rng_state, set_rng_state
 from suite.envs.gym_envs import FAMILY, env_info, lives, make_env
+from suite.envs.snapshot import env_state, set_env_state
 from suite.registry import register_baseline
 
 # MinAtar's protocol (Young & Tian 2019, examples/dqn.py as of the 2019 commit 47cdec8: centered RMSProp with no
@@ -82,7 +81,7 @@ DEFAULTS: dict = dict(
     eval_max_steps=0,  # step cap of an evaluation episode; 0 = the env's own cap
     clip_rewards=True,  # train on the sign of the reward (in evaluation returns too)
     life_loss_terminal=True,  # losing a life ends the bootstrapped return (Atari), not the episode
-    chunk=1_000,  # agent steps per Lightning training_step (progress and divergence checks between chunks)
+    chunk=1_000,  # agent steps per chunk of the driver (progress, divergence checks and checkpoints between chunks)
 )
 
 
@@ -91,7 +90,7 @@ class Counters:
     frames: int = 0  # agent steps taken in training
     updates: int = 0
     target_syncs: int = 0
-    loss_n: int = 0  # updates since the last divergence check
+    loss_n: int = 0  # updates in this chunk (for its mean loss)
     ep_return: float = 0.0
     lives: int | None = None
 
@@ -125,10 +124,10 @@ class DQN(L.LightningModule):
         self.learning_starts = hp.learning_starts if hp.replay else 0
         self.rng = np.random.Generator(np.random.PCG64([seed, 1]))  # exploration
         self.eval_rng = np.random.Generator(np.random.PCG64([seed, 2]))
-        self.progress_fn: Callable[[int, int], None] = lambda step, total: None
+        self.total_steps = hp.total_frames
+        self.env = make_env(hp.env, seed, stack_frames=False)
+        self.eval_env = make_env(hp.env, seed + 10_000, stack_frames=True)
         self._greedy: Callable[[np.ndarray], int] | None = None
-        # Without a Trainer (benchmarks' plain-PyTorch reference loop) the caller sets the optimizer here.
-        self.plain_optimizer: torch.optim.Optimizer | None = None
         # Hot-loop counters live on a plain object: nn.Module.__setattr__ costs microseconds per assignment.
         self.n = Counters()
         self.train_seconds = 0.0
@@ -138,6 +137,7 @@ class DQN(L.LightningModule):
         self.episode_returns: list[float] = []
         self.losses: list[float] = []
         self.q_estimates: list[tuple[float, float]] = []  # final evaluation: (max_a Q(s, a), discounted return)
+        self._begin_episode(*self.env.reset())
 
     # ----------------------------------------------------------------------------------------- setup
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -153,21 +153,41 @@ class DQN(L.LightningModule):
                                 momentum=hp.rms_momentum, centered=hp.rms_centered)
         raise ValueError(f"unknown optimizer {hp.optimizer!r}")
 
-    def setup(self, stage: str) -> None:
-        seed = self.hparams.seed
-        self.env = make_env(self.hparams.env, seed, stack_frames=False)
-        self.eval_env = make_env(self.hparams.env, seed + 10_000, stack_frames=True)
-        self._begin_episode(*self.env.reset())
-        self._loss_sum = torch.zeros((), device=self.device)
+    @property
+    def step(self) -> int:
+        return self.n.frames
+
+    @property
+    def done(self) -> bool:
+        return self.n.frames >= self.total_steps
+
+    # ------------------------------------------------------------------------------------ checkpoint / resume
+    def resume_state(self) -> dict[str, Any]:
+        """The whole state between two chunks: weights, optimizer, replay memory (its filled slots), both envs,
+        the exploration/evaluation/replay generators and the global RNG streams, counters and curves."""
+        return {"module": self.state_dict(), "optimizer": self.optimizers().state_dict(),
+                "replay": self.buffer.state_dict(), "env": env_state(self.env), "eval_env": env_state(self.eval_env),
+                "rng": self.rng.bit_generator.state, "eval_rng": self.eval_rng.bit_generator.state,
+                "global_rng": rng_state(), "counters": dataclasses.asdict(self.n),
+                "curves": copy.deepcopy({k: getattr(self, k) for k in _CURVES})}
+
+    def load_resume_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`resume_state` (after ``fabric.setup``: the optimizer exists and the module is placed)."""
+        self.load_state_dict(state["module"])
+        self.optimizers().load_state_dict(state["optimizer"])
+        self.buffer.load_state_dict(state["replay"])
+        set_env_state(self.env, state["env"])
+        set_env_state(self.eval_env, state["eval_env"])
+        self.rng.bit_generator.state, self.eval_rng.bit_generator.state = state["rng"], state["eval_rng"]
+        set_rng_state(state["global_rng"])
+        self.n = Counters(**state["counters"])
+        for k, v in copy.deepcopy(state["curves"]).items():
+            setattr(self, k, v)
 
     def _begin_episode(self, obs: np.ndarray, info: dict) -> None:
         self.buffer.add_first(obs)
         self.n.lives = lives(info)
         self.n.ep_return = 0.0
-
-    def train_dataloader(self) -> list[int]:
-        total, chunk = self.hparams.total_frames, self.hparams.chunk
-        return [chunk] * (total // chunk) + ([total % chunk] if total % chunk else [])
 
     # --------------------------------------------------------------------------------------- acting
     def epsilon(self) -> float:
@@ -184,24 +204,14 @@ class DQN(L.LightningModule):
         return self._greedy(state)
 
     # ------------------------------------------------------------------------------------- learning
-    def _backward_fn(self) -> Callable[[torch.Tensor], None]:
-        """``loss.backward`` itself when Lightning would add nothing to it (32-bit, one device, no callbacks);
-        otherwise ``manual_backward``, so precision plugins (loss scaling) and strategies still apply."""
-        trainer = self._trainer
-        if trainer is None:
-            return torch.Tensor.backward
-        plain = (type(trainer.precision_plugin) is Precision and isinstance(trainer.strategy, SingleDeviceStrategy)
-                 and not trainer.callbacks)
-        return torch.Tensor.backward if plain else self.manual_backward
-
-    def training_step(self, chunk: int, batch_idx: int) -> None:
+    def train_chunk(self) -> dict[str, float]:
+        """``chunk`` frames (fewer at the end of the budget) with their updates and evaluations; returns the
+        chunk's mean loss (nothing before learning starts)."""
         hp = self.hparams
-        if self._trainer is not None:
-            scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
-            opt = self.optimizers(use_pl_optimizer=scaled)
-        else:
-            opt = self.plain_optimizer
-        self._backward = self._backward_fn()
+        opt = self.optimizers()
+        self._backward = self.manual_backward
+        self._loss_sum = torch.zeros((), device=self.device)
+        self.n.loss_n = 0
         self._greedy = self.q.greedy_fn()  # on this chunk's parameter storage (the module may have moved)
         self._forward = self.q.forward_fn()
         self._target_forward = self.q_target.forward_fn() if self.q_target is not None else self._forward
@@ -214,20 +224,19 @@ class DQN(L.LightningModule):
         torch.set_flush_denormal(True)
         try:
             with torch.backends.mkldnn.flags(enabled=self.use_mkldnn and torch.backends.mkldnn.is_available()):
-                self._run_chunk(int(chunk), opt, chunk_returns)
+                self._run_chunk(min(hp.chunk, hp.total_frames - self.n.frames), opt, chunk_returns)
         finally:
             torch.set_flush_denormal(False)
         self.train_seconds += time.perf_counter() - started - (self.eval_seconds - eval_before)
         if chunk_returns:
             self.episode_returns += chunk_returns
             self.train_curve.append((float(self.n.frames), float(np.mean(chunk_returns))))
-        if self.n.loss_n:
-            mean_loss = self._loss_sum / self.n.loss_n
-            check_finite(mean_loss, self.n.frames)
-            self.losses.append(float(mean_loss))
-            self._loss_sum.zero_()
-            self.n.loss_n = 0
-        self.progress_fn(self.n.frames, hp.total_frames)
+        if not self.n.loss_n:
+            return {}
+        mean_loss = self._loss_sum / self.n.loss_n
+        check_finite(mean_loss, self.n.frames)
+        self.losses.append(float(mean_loss))
+        return {"loss": self.losses[-1]}
 
     def _run_chunk(self, chunk: int, opt: torch.optim.Optimizer, chunk_returns: list[float]) -> None:
         hp = self.hparams
@@ -356,6 +365,13 @@ class DQN(L.LightningModule):
                         mean_loss_per_chunk=self.losses),
         )
 
+    def close(self) -> None:
+        self.env.close()
+        self.eval_env.close()
+
+
+_CURVES = ("eval_curve", "train_curve", "episode_returns", "losses", "q_estimates", "train_seconds", "eval_seconds")
+
 
 _MEAN = torch.nn._reduction.get_enum("mean")
 
@@ -374,17 +390,13 @@ def discounted_returns(rewards: list[float], gamma: float) -> list[float]:
     return out
 
 
-def train_dqn(env: str, seed: int, hparams: dict, trainer_kwargs: dict | None = None,
-              progress: Callable[[int, int], None] | None = None) -> DQN:
-    """Build and train a :class:`DQN`; returns the trained module (its ``run_output()`` has the results)."""
+def train_dqn(env: str, seed: int, hparams: dict, ctx: RunContext | None = None) -> DQN:
+    """Build and train a :class:`DQN` on ``ctx``'s Fabric (default: a CPU run without live folder); returns the
+    trained module (its ``run_output()`` has the results; its envs are closed)."""
     module = DQN(env=env, seed=seed, **hparams)
-    if progress is not None:
-        module.progress_fn = Throttle(progress)
-    kwargs = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                  enable_model_summary=False, deterministic=True)
-    kwargs.update(trainer_kwargs or {})
-    kwargs.update(max_epochs=1, num_sanity_val_steps=0, log_every_n_steps=10**9)
-    L.Trainer(**kwargs).fit(module)
+    if ctx is None:
+        ctx = RunContext("dqn", "dqn", env, seed, "adhoc", "dqn", dict(module.hparams), run_dir=Path("."))
+    fit_chunks(module, ctx, dataloader_seed_draw=False)  # DQN's Trainer was fed from a list, which draws nothing
     return module
 
 
@@ -392,4 +404,4 @@ def train_dqn(env: str, seed: int, hparams: dict, trainer_kwargs: dict | None = 
                    description="DQN with replay / target-network switches, Double and Dueling variants")
 def fit(ctx: RunContext) -> RunOutput:
     """Train DQN on ``ctx.env`` for ``total_frames`` agent steps and report evaluation scores."""
-    return train_dqn(ctx.env, ctx.seed, ctx.hparams, ctx.trainer_kwargs(), ctx.progress).run_output()
+    return train_dqn(ctx.env, ctx.seed, ctx.hparams, ctx).run_output()

@@ -51,7 +51,7 @@ class _GaussianQuadLogdet(torch.autograd.Function):
     def forward(ctx: object, diff: torch.Tensor, cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         chol, info = torch.linalg.cholesky_ex(cov)
         if bool(info.any()):  # numerically singular Sigma only: jitter once
-            chol = torch.linalg.cholesky(cov + 1e-6 * torch.eye(cov.shape[-1], dtype=cov.dtype))
+            chol = torch.linalg.cholesky(cov + 1e-6 * torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device))
         sol = torch.cholesky_solve(diff.unsqueeze(-1), chol).squeeze(-1)
         ctx.save_for_backward(chol, sol)
         logdet = 2.0 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
@@ -214,8 +214,9 @@ class ExplorationHead(nn.Module):
         if self.noise == "gaussian":
             return
         s_corr, s_ind = self.noise_std()
-        self.p_a = s_ind * torch.randn((n, *s_ind.shape), dtype=s_ind.dtype)
-        self.p_x = None if s_corr is None else s_corr * torch.randn((n, *s_corr.shape), dtype=s_corr.dtype)
+        self.p_a = s_ind * torch.randn((n, *s_ind.shape), dtype=s_ind.dtype, device=s_ind.device)
+        self.p_x = None if s_corr is None else s_corr * torch.randn((n, *s_corr.shape), dtype=s_corr.dtype,
+                                                                    device=s_corr.device)
 
     @staticmethod
     def _perturb(x: torch.Tensor, mats: torch.Tensor) -> torch.Tensor:
@@ -280,7 +281,7 @@ class ExplorationHead(nn.Module):
         else:  # few actions, many states: contract the std with the mixing matrix once, (L, L + A) @ (L + A, A^2)
             cov = (x2 @ self._shared("basis", lambda: self._lattice_std() ** 2 @ self._lattice_mix())).view(-1, a, a)
         if self.std_reg > 0:
-            cov = cov + (self.std_reg**2) * torch.eye(a, dtype=cov.dtype)
+            cov = cov + (self.std_reg**2) * torch.eye(a, dtype=cov.dtype, device=cov.device)
         return ActionGaussian(mean, cov=cov)
 
 
@@ -301,14 +302,14 @@ def noise_correlation(head: ExplorationHead, latents: torch.Tensor) -> tuple[flo
         d = cov.diagonal().clamp_min(1e-300).rsqrt()
         corr = d[:, None] * cov * d[None, :]
         n = corr.shape[0]
-        off = corr[~torch.eye(n, dtype=torch.bool)].abs()
+        off = corr[~torch.eye(n, dtype=torch.bool, device=corr.device)].abs()
         return (float(off.mean()) if n > 1 else 0.0), corr.tolist()
 
 
 def exploration_output(actor: torch.nn.Module, head: ExplorationHead, tracker: Any, env_steps: int) -> RunOutput:
     """A PPO/SAC result: the last evaluation plus the noise correlation over the states it visited."""
     with torch.no_grad():
-        latents = actor(torch.from_numpy(tracker.visited))
+        latents = actor(torch.from_numpy(tracker.visited).to(next(actor.parameters()).device))
     corr, matrix = noise_correlation(head, latents)
     return RunOutput(metrics={**tracker.last, "noise_correlation": corr}, curves=tracker.curves, steps=env_steps,
                      step_unit="env_steps", extras={"noise_correlation_matrix": matrix})

@@ -3,24 +3,32 @@
 * :class:`StochasticPolicy`: an MLP giving a categorical (discrete actions) or a diagonal Gaussian with a
   state-independent log std (continuous actions); log-probabilities and entropies in closed form, without
   ``torch.distributions`` objects (they cost more than the small networks' forward passes).
-* :class:`PolicyGradientModule`: the Lightning shell every algorithm of the family subclasses: vectorised envs
+* :class:`PolicyGradientModule`: the Lightning shell every algorithm of the family subclasses (each writes
+  ``train_chunk``; :func:`fit` trains it on the Fabric driver of baselines.rl_loop): vectorised envs
   (:class:`baselines.rollout.VecEnv`), the evaluation schedule (:class:`baselines.rollout.EvalTracker`), the
   env-step budget, the first env step at which the mean of the last 10 training returns reaches ``threshold_fraction``
   of the time limit (the best return of CartPole / InvertedPendulum: +1 per step alive) and the run's metrics.
 * :func:`collect_segment` + :func:`gae`: fixed-length rollouts of ``n_steps`` x ``n_envs`` into preallocated buffers
   with time-limit bootstrapping (A2C and PPO); :func:`discounted_returns` for REINFORCE's whole episodes.
+
+Rollout buffers are non-persistent module buffers: they follow the module to its device; observations and actions
+cross to and from the CPU envs once per step.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 
+from baselines.rl_loop import fit_chunks
 from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, mlp
-from suite.api import RunOutput, check_finite
+from suite.api import RunContext, RunOutput, check_finite
+from suite.checkpoint import rng_state, set_rng_state
 
 LOG_2PI = math.log(2 * math.pi)
 COMMON_DEFAULTS = dict(
@@ -88,7 +96,7 @@ def discounted_returns(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
 
 
 class PolicyGradientModule(L.LightningModule):
-    """Envs, policy, evaluation and metrics shared by the family; subclasses write ``training_step``."""
+    """Envs, policy, evaluation and metrics shared by the family; subclasses write ``train_chunk``."""
 
     def __init__(self, env_id: str, seed: int, defaults: dict, hp: dict) -> None:
         super().__init__()
@@ -101,41 +109,64 @@ class PolicyGradientModule(L.LightningModule):
                                        hp["activation"], hp["log_std_init"])
         self.norm = Normalizer(envs.obs_dim, False, False, hp["gamma"])  # no normalisation: raw observations
         self.tracker = EvalTracker(env_id, hp["eval_episodes"], seed, hp["total_steps"], hp["n_evals"])
-        self.low, self.high = torch.from_numpy(envs.low), torch.from_numpy(envs.high)
+        self.register_buffer("low", torch.from_numpy(envs.low), persistent=False)
+        self.register_buffer("high", torch.from_numpy(envs.high), persistent=False)
+        self.total_steps = hp["total_steps"]
         self.env_steps = 0
         self.steps_to_threshold: float | None = None
         # CartPole and the MuJoCo balance tasks pay +1 per step alive: the best return is the time limit
         self.return_threshold = hp["threshold_fraction"] * (envs.envs[0].spec.max_episode_steps or 1000)
         self.extras: dict = {}
-        self.progress = lambda step, total: None
 
-    def train_dataloader(self) -> torch.utils.data.DataLoader:
-        # an upper bound on iterations; training stops once ``total_steps`` env steps are done (REINFORCE's
-        # iterations have no fixed size)
-        return torch.utils.data.DataLoader(range(self.hp["total_steps"]), batch_size=None)
+    @property
+    def step(self) -> int:
+        return self.env_steps
+
+    @property
+    def done(self) -> bool:
+        return self.env_steps >= self.total_steps  # REINFORCE's iterations have no fixed size: stop at the budget
+
+    def resume_state(self) -> dict[str, Any]:
+        """The whole state between two chunks: weights, optimizers, envs, RNG streams, counters and curves
+        (subclasses add their own)."""
+        opts = self.optimizers()
+        return {"module": self.state_dict(),
+                "optimizers": [opt.state_dict() for opt in (opts if isinstance(opts, list) else [opts])],
+                "envs": self.envs.state_dict(), "tracker": self.tracker.state_dict(), "rng": rng_state(),
+                "env_steps": self.env_steps, "steps_to_threshold": self.steps_to_threshold,
+                "extras": copy.deepcopy(self.extras)}
+
+    def load_resume_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`resume_state` (after ``fabric.setup``: the optimizers exist and the module is placed)."""
+        self.load_state_dict(state["module"])
+        opts = self.optimizers()
+        for opt, saved in zip(opts if isinstance(opts, list) else [opts], state["optimizers"], strict=True):
+            opt.load_state_dict(saved)
+        self.envs.load_state_dict(state["envs"])
+        self.tracker.load_state_dict(state["tracker"])
+        set_rng_state(state["rng"])
+        self.env_steps, self.steps_to_threshold = int(state["env_steps"]), state["steps_to_threshold"]
+        self.extras = copy.deepcopy(state["extras"])
 
     def env_actions(self, actions: torch.Tensor) -> np.ndarray:
-        """Sampled actions -> what the envs take (continuous ones clipped to the box, as SB3 does)."""
+        """Sampled actions -> what the envs take (continuous ones clipped to the box, as SB3 does), on the CPU."""
         if self.envs.n_actions:
-            return actions.numpy()
-        return torch.maximum(torch.minimum(actions, self.high), self.low).numpy()
+            return actions.cpu().numpy()
+        return torch.maximum(torch.minimum(actions, self.high), self.low).cpu().numpy()
 
     @torch.no_grad()
     def greedy(self, obs: torch.Tensor) -> np.ndarray:
-        """Deterministic policy for evaluation."""
-        return self.env_actions(self.policy.mode(obs))
+        """Deterministic policy for evaluation: CPU observations in, env actions out."""
+        return self.env_actions(self.policy.mode(obs.to(self.low.device)))
 
     def end_iteration(self, loss: torch.Tensor) -> None:
-        """Divergence check, threshold bookkeeping, evaluation, progress and the stop at the budget."""
+        """Divergence check, threshold bookkeeping and evaluation, after every update."""
         check_finite(loss, self.env_steps)
         recent = self.envs.finished_returns[-10:]
         if self.steps_to_threshold is None and len(recent) == 10 and np.mean(recent) >= self.return_threshold:
             self.steps_to_threshold = float(self.env_steps)
         if self.tracker.due(self.env_steps):
             self.tracker.run(self.env_steps, self.greedy, self.norm, self.envs.finished_returns)
-        self.progress(self.env_steps, self.hp["total_steps"])
-        if self.env_steps >= self.hp["total_steps"]:
-            self.trainer.should_stop = True
 
     def run_output(self) -> RunOutput:
         curves = self.tracker.curves
@@ -156,19 +187,32 @@ class PolicyGradientModule(L.LightningModule):
         curves.update(self.extras.pop("curves", {}))
         return RunOutput(metrics, curves, steps=self.env_steps, step_unit="env_steps", extras=self.extras)
 
+    def close(self) -> None:
+        self.envs.close()
+        self.tracker.envs.close()
 
-class Segment:
-    """Preallocated buffers of one ``n_steps`` x ``n_envs`` rollout (A2C, PPO)."""
+
+def fit(module: PolicyGradientModule, ctx: RunContext) -> RunOutput:
+    """Train a module of the family on the run's Fabric (baselines.rl_loop), evaluations in the live log."""
+    module.tracker.log = ctx.log
+    return fit_chunks(module, ctx)
+
+
+class Segment(torch.nn.Module):
+    """Preallocated buffers of one ``n_steps`` x ``n_envs`` rollout (A2C, PPO): a submodule of the algorithm's
+    module, so that they follow it to its device (non-persistent: not in its state dict)."""
 
     def __init__(self, n_steps: int, n_envs: int, obs_dim: int, action_shape: tuple[int, ...]) -> None:
-        self.obs = torch.zeros(n_steps, n_envs, obs_dim)
-        self.actions = torch.zeros(n_steps, n_envs, *action_shape)
-        self.rewards = torch.zeros(n_steps, n_envs)
-        self.starts = torch.zeros(n_steps, n_envs)  # 1 where the step's obs begins an episode
-        self.truncated = torch.zeros(n_steps, n_envs, dtype=torch.bool)
-        self.final_obs = torch.zeros(n_steps, n_envs, obs_dim)  # last obs of time-limit truncations (bootstrapped)
-        self.next_obs = torch.zeros(n_envs, obs_dim)
-        self.next_start = torch.ones(n_envs)
+        super().__init__()
+        for name, value in dict(
+            obs=torch.zeros(n_steps, n_envs, obs_dim), actions=torch.zeros(n_steps, n_envs, *action_shape),
+            rewards=torch.zeros(n_steps, n_envs),
+            starts=torch.zeros(n_steps, n_envs),  # 1 where the step's obs begins an episode
+            truncated=torch.zeros(n_steps, n_envs, dtype=torch.bool),
+            final_obs=torch.zeros(n_steps, n_envs, obs_dim),  # last obs of time-limit truncations (bootstrapped)
+            next_obs=torch.zeros(n_envs, obs_dim), next_start=torch.ones(n_envs),
+        ).items():
+            self.register_buffer(name, value, persistent=False)
 
 
 @torch.no_grad()
@@ -176,20 +220,23 @@ def collect_segment(module: PolicyGradientModule, seg: Segment) -> None:
     """Step ``module.envs`` for ``n_steps`` with the sampled policy, filling ``seg``; continues where the last
     segment stopped (``seg.next_obs`` / ``seg.next_start``)."""
     envs, policy = module.envs, module.policy
-    obs, start = seg.next_obs, seg.next_start
-    for t in range(seg.obs.shape[0]):
+    # locals: nn.Module attribute reads cost a microsecond each in the step loop
+    buf_obs, buf_act, buf_start, buf_rew = seg.obs, seg.actions, seg.starts, seg.rewards
+    buf_trunc, buf_final = seg.truncated, seg.final_obs
+    obs, start, device = seg.next_obs, seg.next_start, buf_obs.device
+    for t in range(buf_obs.shape[0]):
         action = policy.sample(obs)
         envs.step(module.env_actions(action))
-        seg.obs[t], seg.actions[t], seg.starts[t] = obs, action, start
-        seg.rewards[t] = torch.from_numpy(envs.rewards)
+        buf_obs[t], buf_act[t], buf_start[t] = obs, action, start
+        buf_rew[t] = torch.from_numpy(envs.rewards)
         trunc = envs.truncated & ~envs.terminated
-        seg.truncated[t] = torch.from_numpy(trunc)
+        buf_trunc[t] = torch.from_numpy(trunc)
         if trunc.any():
-            seg.final_obs[t, trunc] = torch.from_numpy(envs.final_obs[trunc]).float()
-        obs = torch.from_numpy(envs.obs).float()
-        start = torch.from_numpy((envs.terminated | envs.truncated).astype(np.float32))
+            buf_final[t, trunc] = torch.from_numpy(envs.final_obs[trunc]).float().to(device)
+        obs = torch.from_numpy(envs.obs).float().to(device)
+        start = torch.from_numpy((envs.terminated | envs.truncated).astype(np.float32)).to(device)
     seg.next_obs, seg.next_start = obs, start
-    module.env_steps += seg.obs.shape[0] * seg.obs.shape[1]
+    module.env_steps += buf_obs.shape[0] * buf_obs.shape[1]
 
 
 def gae(seg: Segment, critic: torch.nn.Module, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,8 +252,8 @@ def gae(seg: Segment, critic: torch.nn.Module, gamma: float, lam: float) -> tupl
         if truncated:
             rewards[seg.truncated] += gamma * all_values[t_len * n + n:]
         next_nonterminal = 1.0 - seg.next_start
-        adv = torch.zeros(t_len, n)
-        last = torch.zeros(n)
+        adv = torch.zeros(t_len, n, device=values.device)
+        last = torch.zeros(n, device=values.device)
         for t in reversed(range(t_len)):
             delta = rewards[t] + gamma * next_value * next_nonterminal - values[t]
             last = delta + gamma * lam * next_nonterminal * last

@@ -1,8 +1,9 @@
 """PPO (Schulman et al. 2017) with Gaussian, gSDE or Lattice exploration (baselines.exploration).
 
-One Lightning ``training_step`` is one PPO iteration: collect ``n_steps`` x ``n_envs`` transitions, then
-``n_epochs`` passes of minibatch updates, all under manual optimisation.  The Trainer's per-step overhead
-(~0.3 ms) is thus paid once per rollout of thousands of env steps instead of once per env step or minibatch.
+One chunk of the Fabric driver (baselines.rl_loop) is one PPO iteration: collect ``n_steps`` x ``n_envs``
+transitions, then ``n_epochs`` passes of minibatch updates; progress, logging and checkpoints happen between
+iterations.  The rollout buffers live on the module's device (observations and actions cross to and from the CPU
+envs once per step); the minibatch permutation is drawn from the CPU generator wherever the networks run.
 The rollout only runs the actor's mean path and the noise; values and old log-probabilities are computed
 afterwards in one batched pass (the parameters do not change during a rollout, so they are the same numbers),
 which is where most of the speed over SB3 comes from, besides preallocated buffers and no distribution objects.
@@ -15,7 +16,6 @@ over the first observations equals it, whatever the noise type (``ExplorationHea
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import lightning as L
@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from baselines.exploration import ExplorationHead, exploration_output, maybe_reset_noise
+from baselines.rl_loop import fit_chunks
 from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, adam, mlp
-from suite.api import RunContext, RunOutput, Throttle, check_finite
+from suite.api import RunContext, RunOutput, check_finite
 from suite.checkpoint import rng_state, set_rng_state
 from suite.registry import register_baseline
 
@@ -76,75 +77,77 @@ class PPO(L.LightningModule):
         self.critic = torch.nn.Sequential(mlp([obs_dim, *hidden], act_fn), torch.nn.Linear(hidden[-1], 1))
         self.norm = Normalizer(obs_dim, hp["norm_obs"], hp["norm_reward"], hp["gamma"])
         self.iterations = max(hp["total_steps"] // (hp["n_envs"] * hp["n_steps"]), 1)
-        self.tracker = EvalTracker(env_id, hp["eval_episodes"], seed, self.iterations * hp["n_envs"] * hp["n_steps"],
-                                   hp["n_evals"])
-        self.low, self.high = torch.from_numpy(self.envs.low), torch.from_numpy(self.envs.high)
+        self.total_steps = self.iterations * hp["n_envs"] * hp["n_steps"]
+        self.tracker = EvalTracker(env_id, hp["eval_episodes"], seed, self.total_steps, hp["n_evals"])
         t, n = hp["n_steps"], hp["n_envs"]
-        self.buf_obs = torch.zeros(t, n, obs_dim)
-        self.buf_act = torch.zeros(t, n, act_dim)
-        self.buf_rew = torch.zeros(t, n)
-        self.buf_start = torch.zeros(t, n)  # 1 where the step's obs begins a new episode
-        self.buf_boot = torch.zeros(t, n, obs_dim)  # final obs of time-limit truncations, bootstrapped by V
-        self.buf_trunc = torch.zeros(t, n, dtype=torch.bool)
+        # non-persistent buffers: they follow the module to its device and stay out of checkpoints
+        for name, value in dict(low=torch.from_numpy(self.envs.low), high=torch.from_numpy(self.envs.high),
+                                buf_obs=torch.zeros(t, n, obs_dim), buf_act=torch.zeros(t, n, act_dim),
+                                buf_rew=torch.zeros(t, n),
+                                buf_start=torch.zeros(t, n),  # 1 where the step's obs begins a new episode
+                                buf_boot=torch.zeros(t, n, obs_dim),  # final obs of time-limit truncations (for V)
+                                buf_trunc=torch.zeros(t, n, dtype=torch.bool)).items():
+            self.register_buffer(name, value, persistent=False)
         self.obs = torch.from_numpy(self.norm.obs(self.envs.obs, update=True))
         if hp["init_action_std"] > 0:  # equal initial exploration across noise types, over the first states
             with torch.no_grad():
                 self.initial_action_std = self.head.match_initial_std(self.actor(self.obs), hp["init_action_std"])
         self.episode_start = torch.ones(n)
         self.env_steps = 0
-        self.progress = lambda step, total: None
-        self.live_log = lambda step, **metrics: None  # ctx.log, once per iteration
-        self.checkpoint = lambda step, make_state: None  # ctx.checkpoint.maybe_save, once per iteration
-        self.start_iteration = 0  # > 0 when resumed from a checkpoint
-        self._resume: dict[str, Any] | None = None  # optimizer and RNG state, restored in the first training_step
 
     # ------------------------------------------------------------------------------------ checkpoint / resume
     def resume_state(self) -> dict[str, Any]:
         """The whole state between two iterations: weights, optimizer, normaliser, envs, RNG streams, curves."""
         head = self.head
-        return {"module": self.state_dict(), "optimizer": self.optimizers().optimizer.state_dict(),
+        return {"module": self.state_dict(), "optimizer": self.optimizers().state_dict(),
                 "noise": {"p_a": head.p_a, "p_x": head.p_x}, "norm": self.norm.state_dict(),
                 "envs": self.envs.state_dict(), "tracker": self.tracker.state_dict(), "rng": rng_state(),
                 "obs": self.obs.clone(), "episode_start": self.episode_start.clone(), "env_steps": self.env_steps}
 
     def load_resume_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`resume_state`; the optimizer and RNG streams follow at the first ``training_step``
-        (the Trainer builds the optimizer, and starting its loop draws from torch's RNG)."""
+        """Restore :meth:`resume_state` (after ``fabric.setup``: the optimizer exists and the module is placed)."""
         self.load_state_dict(state["module"])
+        self.optimizers().load_state_dict(state["optimizer"])
         self.head.p_a, self.head.p_x = state["noise"]["p_a"], state["noise"]["p_x"]
         self.norm.load_state_dict(state["norm"])
         self.envs.load_state_dict(state["envs"])
         self.tracker.load_state_dict(state["tracker"])
         self.obs, self.episode_start = state["obs"].clone(), state["episode_start"].clone()
         self.env_steps = int(state["env_steps"])
-        self.start_iteration = self.env_steps // (self.hp["n_envs"] * self.hp["n_steps"])
-        self._resume = {"optimizer": state["optimizer"], "rng": state["rng"]}
+        set_rng_state(state["rng"])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return adam(self.parameters(), self.hp["learning_rate"], eps=1e-5)
 
-    def train_dataloader(self) -> torch.utils.data.DataLoader:
-        return torch.utils.data.DataLoader(range(self.start_iteration, self.iterations), batch_size=None)
+    @property
+    def step(self) -> int:
+        return self.env_steps
+
+    @property
+    def done(self) -> bool:
+        return self.env_steps >= self.total_steps
 
     def env_action(self, gaussian_action: torch.Tensor) -> torch.Tensor:
         return torch.maximum(torch.minimum(gaussian_action, self.high), self.low)
 
     @torch.no_grad()
     def policy(self, obs: torch.Tensor) -> np.ndarray:
-        """Deterministic policy for evaluation."""
-        return self.env_action(self.head.mean_net(self.actor(obs))).numpy()
+        """Deterministic policy for evaluation: CPU observations in, env actions out."""
+        return self.env_action(self.head.mean_net(self.actor(obs.to(self.low.device)))).cpu().numpy()
 
     @torch.no_grad()
     def collect_rollout(self) -> None:
         hp, envs, norm, head, actor = self.hp, self.envs, self.norm, self.head, self.actor
-        obs, start = self.obs, self.episode_start  # locals: nn.Module attribute writes are slow in a hot loop
+        # locals: nn.Module attribute reads and writes are slow in a hot loop
         buf_obs, buf_act, buf_rew, buf_start = self.buf_obs, self.buf_act, self.buf_rew, self.buf_start
+        device = buf_obs.device
+        obs, start = self.obs.to(device), self.episode_start.to(device)
         head.reset_noise(hp["n_envs"])
         for t in range(hp["n_steps"]):
             if t > 0:
                 maybe_reset_noise(head, t, hp["sde_sample_freq"], hp["n_envs"])
             action, _ = head(actor(obs))
-            envs.step(self.env_action(action).numpy())
+            envs.step(self.env_action(action).cpu().numpy())
             buf_obs[t], buf_act[t], buf_start[t] = obs, action, start
             done = envs.terminated | envs.truncated
             buf_rew[t] = torch.from_numpy(norm.reward(envs.rewards, done))
@@ -154,8 +157,8 @@ class PPO(L.LightningModule):
                 self.buf_boot[t, trunc] = torch.from_numpy(norm.obs(envs.final_obs[trunc]))
             else:
                 self.buf_trunc[t] = False
-            obs = torch.from_numpy(norm.obs(envs.obs, update=True))
-            start = torch.from_numpy(done.astype(np.float32))
+            obs = torch.from_numpy(norm.obs(envs.obs, update=True)).to(device)
+            start = torch.from_numpy(done.astype(np.float32)).to(device)
         self.obs, self.episode_start = obs, start
         self.env_steps += hp["n_steps"] * hp["n_envs"]
 
@@ -169,8 +172,8 @@ class PPO(L.LightningModule):
         if self.buf_trunc.any():  # SB3: add gamma * V(final obs) to the reward of a truncated step
             rewards[self.buf_trunc] += hp["gamma"] * self.critic(self.buf_boot[self.buf_trunc]).squeeze(-1)
         next_value, next_nonterminal = self.critic(self.obs).squeeze(-1), 1.0 - self.episode_start
-        adv = torch.zeros(t_len, n)
-        last = torch.zeros(n)
+        adv = torch.zeros(t_len, n, device=values.device)
+        last = torch.zeros(n, device=values.device)
         for t in reversed(range(t_len)):
             delta = rewards[t] + hp["gamma"] * next_value * next_nonterminal - values[t]
             last = delta + hp["gamma"] * hp["gae_lambda"] * next_nonterminal * last
@@ -180,19 +183,16 @@ class PPO(L.LightningModule):
         old_logp = self.head.distribution(self.actor(obs)).log_prob(act)
         return adv.view(-1), (adv + values).view(-1), old_logp
 
-    def training_step(self, batch: object, batch_idx: int) -> None:
+    def train_chunk(self) -> dict[str, float]:
+        """One PPO iteration: a rollout, then ``n_epochs`` passes of minibatch updates; returns its last losses."""
         hp, opt = self.hp, self.optimizers()
-        if self._resume is not None:
-            opt.optimizer.load_state_dict(self._resume["optimizer"])
-            set_rng_state(self._resume["rng"])
-            self._resume = None
         self.collect_rollout()
         adv, returns, old_logp = self.advantages()
         obs, act = self.buf_obs.view(-1, self.buf_obs.shape[-1]), self.buf_act.view(-1, self.buf_act.shape[-1])
         n, bs = obs.shape[0], hp["batch_size"]
         params = [p for group in opt.param_groups for p in group["params"]]
         for _ in range(hp["n_epochs"]):
-            perm = torch.randperm(n)
+            perm = torch.randperm(n)  # on the CPU's generator wherever the module runs
             for start in range(0, n, bs):
                 idx = perm[start:start + bs]
                 dist = self.head.distribution(self.actor(obs[idx]))
@@ -209,46 +209,22 @@ class PPO(L.LightningModule):
                 torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"], foreach=True)
                 opt.step()
         check_finite(loss, self.env_steps)
-        self.live_log(self.env_steps, loss=float(loss), pg_loss=float(pg_loss), v_loss=float(v_loss))
+        metrics = {"loss": float(loss.detach()), "pg_loss": float(pg_loss.detach()), "v_loss": float(v_loss.detach())}
         if self.tracker.due(self.env_steps):
             self.tracker.run(self.env_steps, self.policy, self.norm, self.envs.finished_returns)
-        self.progress(self.env_steps, self.tracker.total_steps)
-        if self.env_steps < self.tracker.total_steps:
-            self.checkpoint(self.env_steps, self.resume_state)
+        return metrics
 
     def run_output(self) -> RunOutput:
         return exploration_output(self.actor, self.head, self.tracker, self.env_steps)
 
-
-def fit_rl(module: L.LightningModule, ctx: RunContext) -> RunOutput:
-    """Train an RL module whose ``train_dataloader`` yields one item per training_step; shared with SAC.
-
-    Evaluations go to the run's live log; a module with ``resume_state``/``load_resume_state`` (PPO) is also
-    checkpointed through ``ctx.checkpoint`` and resumed from the run's last checkpoint.
-    """
-    module.progress = Throttle(ctx.progress)
-    module.tracker.log = ctx.log
-    if hasattr(module, "live_log"):
-        module.live_log = ctx.log
-    left = True
-    if hasattr(module, "load_resume_state"):
-        module.checkpoint = ctx.checkpoint.maybe_save
-        state = ctx.checkpoint.load()
-        if state is not None:
-            module.load_resume_state(state)
-            left = len(module.train_dataloader()) > 0  # nothing left to train: straight to the output
-    if left:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(num_workers|log_every_n_steps|does not have many).*")
-            trainer = L.Trainer(**ctx.trainer_kwargs(max_epochs=1, log_every_n_steps=1))
-            trainer.fit(module)
-    out = module.run_output()
-    module.envs.close()
-    module.tracker.envs.close()
-    return out
+    def close(self) -> None:
+        self.envs.close()
+        self.tracker.envs.close()
 
 
 @register_baseline("ppo", defaults=DEFAULTS, env_families=("continuous_gym",), module_class=PPO)
 def fit(ctx: RunContext) -> RunOutput:
     """PPO with Gaussian / gSDE / Lattice exploration on continuous-control envs."""
-    return fit_rl(PPO(ctx.env, ctx.seed, **ctx.hparams), ctx)
+    module = PPO(ctx.env, ctx.seed, **ctx.hparams)
+    module.tracker.log = ctx.log
+    return fit_chunks(module, ctx)

@@ -18,10 +18,12 @@ d_targ 0.01, beta_0 1) on 8 envs x 256 steps.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from baselines.pg_common import COMMON_DEFAULTS, PolicyGradientModule, Segment, collect_segment, gae, value_net
-from baselines.ppo import fit_rl
+from baselines.pg_common import fit as fit_pg
 from baselines.rollout import adam
 from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
@@ -60,7 +62,18 @@ class PPOPolicyGradient(PolicyGradientModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return adam(self.parameters(), self.hp["learning_rate"], eps=1e-5)
 
-    def training_step(self, batch: object, batch_idx: int) -> None:
+    def resume_state(self) -> dict[str, Any]:
+        seg = self.seg
+        return {**super().resume_state(), "next_obs": seg.next_obs.clone(), "next_start": seg.next_start.clone(),
+                "beta": self.beta, "beta_curve": list(self.beta_curve)}
+
+    def load_resume_state(self, state: dict[str, Any]) -> None:
+        super().load_resume_state(state)
+        self.seg.next_obs, self.seg.next_start = state["next_obs"].clone(), state["next_start"].clone()
+        self.beta, self.beta_curve = state["beta"], list(state["beta_curve"])
+
+    def train_chunk(self) -> dict[str, float]:
+        """One iteration: a rollout, ``n_epochs`` passes of minibatch updates, then (KL) the new beta."""
         hp, seg, opt = self.hp, self.seg, self.optimizers()
         collect_segment(self, seg)
         adv, returns = gae(seg, self.critic, hp["gamma"], hp["gae_lambda"])
@@ -71,7 +84,7 @@ class PPOPolicyGradient(PolicyGradientModule):
             old_logp, _ = self.policy.log_prob_entropy(obs, actions)
         n = obs.shape[0]
         for _ in range(hp["n_epochs"]):
-            perm = torch.randperm(n)
+            perm = torch.randperm(n)  # on the CPU's generator wherever the module runs
             for start in range(0, n, hp["batch_size"]):
                 idx = perm[start:start + hp["batch_size"]]
                 logp, entropy = self.policy.log_prob_entropy(obs[idx], actions[idx])
@@ -101,6 +114,7 @@ class PPOPolicyGradient(PolicyGradientModule):
                 self.beta *= 2
             self.beta_curve.append((float(self.env_steps), self.beta))
         self.end_iteration(loss)
+        return {"loss": float(loss.detach())}
 
     def run_output(self) -> RunOutput:
         if self.beta_curve:
@@ -112,4 +126,4 @@ class PPOPolicyGradient(PolicyGradientModule):
                    module_class=PPOPolicyGradient)
 def fit(ctx: RunContext) -> RunOutput:
     """PPO with the clipped surrogate (objective=clip) or the adaptive KL penalty (objective=kl)."""
-    return fit_rl(PPOPolicyGradient(ctx.env, ctx.seed, **ctx.hparams), ctx)
+    return fit_pg(PPOPolicyGradient(ctx.env, ctx.seed, **ctx.hparams), ctx)

@@ -16,11 +16,14 @@ baseline are compared at exactly the same parameters and on the same episodes.
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import numpy as np
 import torch
 
 from baselines.pg_common import COMMON_DEFAULTS, PolicyGradientModule, discounted_returns, value_net
-from baselines.ppo import fit_rl
+from baselines.pg_common import fit as fit_pg
 from baselines.rollout import adam
 from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
@@ -46,10 +49,12 @@ class Reinforce(PolicyGradientModule):
         self.max_len = self.envs.envs[0].spec.max_episode_steps or 1000
         n, d = hp["n_episodes"], self.envs.obs_dim
         act_shape = () if self.envs.n_actions else (self.envs.action_dim,)
-        self.buf_obs = torch.zeros(self.max_len, n, d)
-        self.buf_act = torch.zeros(self.max_len, n, *act_shape)
-        self.buf_rew = torch.zeros(self.max_len, n)
-        self.buf_mask = torch.zeros(self.max_len, n)  # 1 while the episode is running
+        # non-persistent buffers: they follow the module to its device and stay out of its state dict
+        t = self.max_len
+        for name, value in dict(buf_obs=torch.zeros(t, n, d), buf_act=torch.zeros(t, n, *act_shape),
+                                buf_rew=torch.zeros(t, n),
+                                buf_mask=torch.zeros(t, n)).items():  # mask: 1 while the episode runs
+            self.register_buffer(name, value, persistent=False)
         self.checkpoints = sorted(hp["grad_checkpoints"])
         self.grad_curves: dict[str, list[tuple[float, float]]] = {"grad_var_with_baseline": [],
                                                                    "grad_var_without_baseline": []}
@@ -62,27 +67,31 @@ class Reinforce(PolicyGradientModule):
     def collect_episodes(self, count_steps: bool = True) -> int:
         """One whole episode per env into the buffers; returns the longest episode's length."""
         envs, policy, n = self.envs.envs, self.policy, self.hp["n_episodes"]
+        buf_obs, buf_act, buf_rew, buf_mask = self.buf_obs, self.buf_act, self.buf_rew, self.buf_mask
         obs = np.stack([env.reset()[0] for env in envs]).astype(np.float32)
         alive = np.ones(n, bool)
         totals = np.zeros(n)
-        self.buf_mask.zero_()
-        self.buf_rew.zero_()
+        buf_mask.zero_()
+        buf_rew.zero_()
         t = 0
         while alive.any() and t < self.max_len:
-            x = torch.from_numpy(obs)
+            x = torch.from_numpy(obs).to(buf_obs.device)
             action = policy.sample(x)
             env_action = self.env_actions(action)
-            self.buf_obs[t], self.buf_act[t] = x, action
-            self.buf_mask[t] = torch.from_numpy(alive.astype(np.float32))
+            buf_obs[t], buf_act[t] = x, action
+            buf_mask[t] = torch.from_numpy(alive.astype(np.float32))
+            running = int(alive.sum())
+            rewards = np.zeros(n, np.float32)  # 0 for the episodes that already ended
             for i in np.flatnonzero(alive):
                 o, r, term, trunc, _ = envs[i].step(env_action[i])
-                self.buf_rew[t, i] = float(r)
+                rewards[i] = r
                 totals[i] += r
                 obs[i] = o
                 if term or trunc:
                     alive[i] = False
+            buf_rew[t] = torch.from_numpy(rewards)  # one copy per step, not one per env
             if count_steps:
-                self.env_steps += int(self.buf_mask[t].sum())
+                self.env_steps += running
             t += 1
         if count_steps:
             self.envs.finished_returns.extend(totals.tolist())
@@ -112,7 +121,16 @@ class Reinforce(PolicyGradientModule):
             stacked = torch.stack(grads[baseline])
             self.grad_curves[name].append((float(self.env_steps), float(stacked.var(0).sum())))
 
-    def training_step(self, batch: object, batch_idx: int) -> None:
+    def resume_state(self) -> dict[str, Any]:
+        return {**super().resume_state(), "checkpoints": list(self.checkpoints),
+                "grad_curves": copy.deepcopy(self.grad_curves)}
+
+    def load_resume_state(self, state: dict[str, Any]) -> None:
+        super().load_resume_state(state)
+        self.checkpoints, self.grad_curves = list(state["checkpoints"]), copy.deepcopy(state["grad_curves"])
+
+    def train_chunk(self) -> dict[str, float]:
+        """One update of the policy (and of V) from ``n_episodes`` fresh episodes; variance measurements when due."""
         hp = self.hp
         while self.checkpoints and self.env_steps >= self.checkpoints[0] * hp["total_steps"]:
             self.checkpoints.pop(0)
@@ -135,6 +153,7 @@ class Reinforce(PolicyGradientModule):
             self.checkpoints = []
             self.measure_gradient_variance()
         self.end_iteration(loss)
+        return {"loss": float(loss.detach())}
 
     def run_output(self) -> RunOutput:
         with_b = [y for _, y in self.grad_curves["grad_var_with_baseline"]]
@@ -155,4 +174,4 @@ class Reinforce(PolicyGradientModule):
                    module_class=Reinforce)
 def fit(ctx: RunContext) -> RunOutput:
     """REINFORCE with (use_baseline) or without a learned state-value baseline; measures gradient variance."""
-    return fit_rl(Reinforce(ctx.env, ctx.seed, **ctx.hparams), ctx)
+    return fit_pg(Reinforce(ctx.env, ctx.seed, **ctx.hparams), ctx)

@@ -22,7 +22,7 @@ Memory: one slot costs ``prod(frame_shape) * itemsize + 8`` bytes (1 action byte
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ class Batch(NamedTuple):
     next_obs: torch.Tensor
     terminated: torch.Tensor  # (B,) float32, 1.0 where the bootstrap is cut
     indices: np.ndarray  # slot of each transition (tests and diagnostics)
+
+
+_SLOT_ARRAYS = ("frames", "actions", "rewards", "terminated", "first", "valid")
 
 
 class ReplayBuffer:
@@ -75,6 +78,20 @@ class ReplayBuffer:
 
     def bytes_per_slot(self) -> int:
         return self.nbytes // self.capacity
+
+    def state_dict(self) -> dict[str, Any]:
+        """The buffer for a checkpoint: the written slots only (a ring that has not wrapped yet is saved up to its
+        write position, ``size`` slots), the write position and the sampling generator."""
+        n = self.size  # slots 0 .. size-1 hold data: the ring fills from 0 and wraps only when full
+        return {"slots": {name: getattr(self, name)[:n].clone() for name in _SLOT_ARRAYS}, "pos": self.pos,
+                "size": self.size, "transitions_added": self.transitions_added, "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, saved in state["slots"].items():
+            getattr(self, name)[:saved.shape[0]] = saved
+        self.pos, self.size = int(state["pos"]), int(state["size"])
+        self.transitions_added = int(state["transitions_added"])
+        self.rng.bit_generator.state = state["rng"]
 
     def _write_frame(self, frame: np.ndarray, first: bool) -> None:
         p = self.pos

@@ -18,51 +18,7 @@ import torch
 
 from baselines.optim import FusedAdam
 from suite.envs.mujoco_envs import make_env
-
-_WRAPPER_STATE = ("_elapsed_steps", "_has_reset")  # TimeLimit's step count, OrderEnforcing's flag
-_PLAIN = (np.ndarray, np.generic, int, float, bool, tuple, type(None))
-
-
-def env_state(env: Any) -> dict[str, Any]:
-    """Everything a gymnasium env's next steps depend on, for a checkpoint (:func:`set_env_state` restores it).
-
-    MuJoCo envs: the whole ``MjData`` (positions, velocities, actuator activations, time, the solver's warm start
-    and the derived quantities of the last step, which some rewards read before stepping, e.g. Ant's torso
-    position), restored with ``mj_copyData``; other envs (classic control): their plain attributes (``state``,
-    ``last_u``, ...).  Plus the env's ``np_random`` and its action space's generator, and the wrappers' counters
-    (TimeLimit's elapsed steps).
-    """
-    inner = env.unwrapped
-    state: dict[str, Any] = {"np_random": inner.np_random.bit_generator.state,
-                             "action_space": env.action_space.np_random.bit_generator.state, "wrappers": []}
-    wrapper = env
-    while hasattr(wrapper, "env"):
-        state["wrappers"].append({k: v for k, v in vars(wrapper).items() if k in _WRAPPER_STATE})
-        wrapper = wrapper.env
-    if type(getattr(inner, "data", None)).__name__ == "MjData":
-        state["mjdata"] = copy.copy(inner.data)
-    else:
-        state["attrs"] = {k: copy.deepcopy(v) for k, v in vars(inner).items()
-                          if isinstance(v, _PLAIN) and not k.startswith("_np_random")}
-    return state
-
-
-def set_env_state(env: Any, state: dict[str, Any]) -> None:
-    inner = env.unwrapped
-    inner.np_random.bit_generator.state = state["np_random"]
-    env.action_space.np_random.bit_generator.state = state["action_space"]
-    wrapper, saved = env, iter(state["wrappers"])
-    while hasattr(wrapper, "env"):
-        for k, v in next(saved).items():
-            setattr(wrapper, k, v)
-        wrapper = wrapper.env
-    if "mjdata" in state:
-        import mujoco
-
-        mujoco.mj_copyData(inner.data, inner.model, state["mjdata"])
-    else:
-        for k, v in state["attrs"].items():
-            setattr(inner, k, copy.deepcopy(v))
+from suite.envs.snapshot import env_state, set_env_state
 
 
 class RunningMeanStd:
@@ -164,7 +120,7 @@ class VecEnv:
             self.obs[i] = obs
 
     def state_dict(self) -> dict[str, Any]:
-        """The envs' states and the batch arrays between steps (see :func:`env_state`)."""
+        """The envs' states and the batch arrays between steps (see :func:`suite.envs.snapshot.env_state`)."""
         arrays = {k: getattr(self, k).copy() for k in ("obs", "rewards", "terminated", "truncated", "final_obs",
                                                        "ep_return")}
         return {"envs": [env_state(env) for env in self.envs], "finished_returns": list(self.finished_returns),

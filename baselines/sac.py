@@ -5,8 +5,11 @@ as one batched ensemble (one bmm per layer for both critics), polyak-averaged ta
 coefficient (target entropy -|A|).  As in SB3, gSDE/Lattice redraw one shared perturbation matrix per gradient
 step, so the actor's reparametrised sample carries gradients into the noise std.
 
-One Lightning ``training_step`` runs ``steps_per_call`` env steps with their interleaved gradient steps under
-manual optimisation, so the Trainer's ~0.3 ms per-step overhead is amortised over a thousand env steps.
+One chunk of the Fabric driver (baselines.rl_loop) runs ``steps_per_call`` env steps with their interleaved
+gradient steps; progress, logging and checkpoints (weights, optimizers, the filled part of the replay memory, envs,
+RNG streams, curves) happen between chunks.  The replay memory stays in host memory, where the envs' transitions
+arrive, and each sampled batch moves to the module's device in one copy per tensor; the acting networks get one
+observation batch per env step and hand the action back to the CPU.
 
 Defaults are rl-baselines3-zoo's gSDE SAC configuration for PyBullet locomotion (the one the Lattice authors
 reuse): lr 7.3e-4, buffer 300k, batch 256, gamma 0.98, tau 0.02, 8 env steps then 8 gradient steps, 10k random
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -24,9 +28,10 @@ import torch
 from torch import nn
 
 from baselines.exploration import ExplorationHead, exploration_output
-from baselines.ppo import fit_rl
+from baselines.rl_loop import fit_chunks
 from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, adam, mlp
 from suite.api import RunContext, RunOutput, check_finite
+from suite.checkpoint import rng_state, set_rng_state
 from suite.registry import register_baseline
 
 DEFAULTS = dict(
@@ -99,26 +104,60 @@ class SAC(L.LightningModule):
         self.target_entropy = -float(act_dim)
         self.norm = Normalizer(obs_dim, False, False, hp["gamma"])
         self.calls = max(hp["total_steps"] // (hp["steps_per_call"] * hp["n_envs"]), 1)
-        total = self.calls * hp["steps_per_call"] * hp["n_envs"]
+        self.total_steps = total = self.calls * hp["steps_per_call"] * hp["n_envs"]
         self.tracker = EvalTracker(env_id, hp["eval_episodes"], seed, total, hp["n_evals"])
         # the policy acts in [-1, 1]; the env gets the affine image in [low, high]
         low, high = torch.from_numpy(self.envs.low), torch.from_numpy(self.envs.high)
         self.scale, self.shift = (high - low) / 2, (high + low) / 2
         cap = min(hp["buffer_size"], total)
+        # the replay memory, in host memory whatever the module's device (see the module docstring)
         self.buf = {"obs": torch.zeros(cap, obs_dim), "act": torch.zeros(cap, act_dim), "rew": torch.zeros(cap),
                     "next": torch.zeros(cap, obs_dim), "term": torch.zeros(cap)}
         self.buf_pos, self.buf_full = 0, False
         self.obs = torch.from_numpy(self.norm.obs(self.envs.obs))
         self.env_steps = 0
-        self.progress = lambda step, total: None
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         lr = self.hp["learning_rate"]
         actor_params = list(self.actor.parameters()) + list(self.head.parameters())
         return [adam(actor_params, lr), adam(self.critic.parameters(), lr), adam([self.log_ent_coef], lr)]
 
-    def train_dataloader(self) -> torch.utils.data.DataLoader:
-        return torch.utils.data.DataLoader(range(self.calls), batch_size=None)
+    @property
+    def step(self) -> int:
+        return self.env_steps
+
+    @property
+    def done(self) -> bool:
+        return self.env_steps >= self.total_steps
+
+    # ------------------------------------------------------------------------------------ checkpoint / resume
+    def resume_state(self) -> dict[str, Any]:
+        """The whole state between two chunks: weights, optimizers, held noise, the filled part of the replay
+        memory, envs, RNG streams, curves."""
+        filled = self.buf["obs"].shape[0] if self.buf_full else self.buf_pos
+        p_x = self.head.p_x
+        return {"module": self.state_dict(), "optimizers": [opt.state_dict() for opt in self.optimizers()],
+                "noise": {"p_a": None if self.head.p_a is None else self.head.p_a.detach(),
+                          "p_x": None if p_x is None else p_x.detach()},
+                "replay": {k: v[:filled].clone() for k, v in self.buf.items()},
+                "buf_pos": self.buf_pos, "buf_full": self.buf_full, "norm": self.norm.state_dict(),
+                "envs": self.envs.state_dict(), "tracker": self.tracker.state_dict(), "rng": rng_state(),
+                "obs": self.obs.clone(), "env_steps": self.env_steps}
+
+    def load_resume_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`resume_state` (after ``fabric.setup``: the optimizers exist and the module is placed)."""
+        self.load_state_dict(state["module"])
+        for opt, saved in zip(self.optimizers(), state["optimizers"], strict=True):
+            opt.load_state_dict(saved)
+        self.head.p_a, self.head.p_x = state["noise"]["p_a"], state["noise"]["p_x"]
+        for k, saved in state["replay"].items():
+            self.buf[k][:saved.shape[0]] = saved
+        self.buf_pos, self.buf_full = int(state["buf_pos"]), bool(state["buf_full"])
+        self.norm.load_state_dict(state["norm"])
+        self.envs.load_state_dict(state["envs"])
+        self.tracker.load_state_dict(state["tracker"])
+        self.obs, self.env_steps = state["obs"].clone(), int(state["env_steps"])
+        set_rng_state(state["rng"])
 
     def sample_action(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparametrised squashed action in [-1, 1] and its log-probability (tanh change of variables)."""
@@ -130,8 +169,9 @@ class SAC(L.LightningModule):
 
     @torch.no_grad()
     def policy(self, obs: torch.Tensor) -> np.ndarray:
-        """Deterministic policy for evaluation (tanh of the mean), in env units."""
-        return (torch.tanh(self.head.action_mean(self.actor(obs))) * self.scale + self.shift).numpy()
+        """Deterministic policy for evaluation (tanh of the mean): CPU observations in, env units out."""
+        action = torch.tanh(self.head.action_mean(self.actor(obs.to(self.log_ent_coef.device)))).cpu()
+        return (action * self.scale + self.shift).numpy()
 
     @torch.no_grad()
     def env_step(self) -> None:
@@ -144,7 +184,7 @@ class SAC(L.LightningModule):
             # and every sde_sample_freq steps within a rollout
             if step % hp["train_freq"] == 0 or (freq > 0 and step % freq == 0) or self.head.p_a is None:
                 self.head.reset_noise(n)
-            action = torch.tanh(self.head(self.actor(self.obs))[0])
+            action = torch.tanh(self.head(self.actor(self.obs.to(self.log_ent_coef.device)))[0]).cpu()
         envs.step((action * self.scale + self.shift).numpy())
         done = envs.terminated | envs.truncated
         next_obs = np.where(done[:, None], envs.final_obs, envs.obs)
@@ -163,7 +203,9 @@ class SAC(L.LightningModule):
         actor_opt, critic_opt, ent_opt = self.optimizers()
         size = self.buf["obs"].shape[0] if self.buf_full else self.buf_pos
         idx = torch.randint(size, (hp["batch_size"],))
-        obs, act, rew, nxt, term = (self.buf[k][idx] for k in ("obs", "act", "rew", "next", "term"))
+        device = self.log_ent_coef.device  # one host-to-device copy per tensor of the batch (none on the CPU)
+        obs, act, rew, nxt, term = (self.buf[k][idx].to(device, non_blocking=True)
+                                    for k in ("obs", "act", "rew", "next", "term"))
         with self.head.shared_terms():  # the actor's weights stay put until its optimizer step below
             self.head.reset_noise(1)
             a_pi, logp = self.sample_action(obs)
@@ -191,7 +233,8 @@ class SAC(L.LightningModule):
             torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), hp["tau"])
         return critic_loss
 
-    def training_step(self, batch: object, batch_idx: int) -> None:
+    def train_chunk(self) -> dict[str, float]:
+        """``steps_per_call`` env steps with their training rounds; returns the last critic loss."""
         hp = self.hp
         loss = None
         for _ in range(hp["steps_per_call"]):
@@ -199,17 +242,25 @@ class SAC(L.LightningModule):
             if self.env_steps >= hp["learning_starts"] and (self.env_steps // hp["n_envs"]) % hp["train_freq"] == 0:
                 for _ in range(hp["gradient_steps"]):
                     loss = self.gradient_step()
+        metrics = {}
         if loss is not None:
             check_finite(loss, self.env_steps)
+            metrics["critic_loss"] = float(loss.detach())
         if self.tracker.due(self.env_steps):
             self.tracker.run(self.env_steps, self.policy, self.norm, self.envs.finished_returns)
-        self.progress(self.env_steps, self.tracker.total_steps)
+        return metrics
 
     def run_output(self) -> RunOutput:
         return exploration_output(self.actor, self.head, self.tracker, self.env_steps)
+
+    def close(self) -> None:
+        self.envs.close()
+        self.tracker.envs.close()
 
 
 @register_baseline("sac", defaults=DEFAULTS, env_families=("continuous_gym",), module_class=SAC)
 def fit(ctx: RunContext) -> RunOutput:
     """SAC with Gaussian / gSDE / Lattice exploration on continuous-control envs."""
-    return fit_rl(SAC(ctx.env, ctx.seed, **ctx.hparams), ctx)
+    module = SAC(ctx.env, ctx.seed, **ctx.hparams)
+    module.tracker.log = ctx.log
+    return fit_chunks(module, ctx)
