@@ -19,7 +19,7 @@ from suite.store import RunKey, config_hash, live_path
 from suite.sweep import run_sweep
 from tests.records import make_record
 
-TIMING = ("time_s",)  # wall-clock extras: never reproducible, not results
+TIMING = ("time_s", "train_fps")  # wall-clock extras: never reproducible, not results
 
 
 class Killed(Exception):
@@ -83,6 +83,35 @@ def test_ppo_killed_at_half_and_resumed_is_bit_identical(tmp_path, monkeypatch):
               hidden=[32, 32], n_evals=2, eval_episodes=2, noise="lattice", sde_sample_freq=4)
     _, resumed = _kill_and_resume(tmp_path, monkeypatch, "ppo", "InvertedPendulum-v5", hp, every=1024, half=2048)
     assert resumed.steps == 4096 and len(resumed.curves["eval_return"]) == 2
+
+
+@pytest.mark.parametrize("env", ["CartPole-v1", "MinAtar/Breakout-v1"])
+def test_dqn_killed_at_half_and_resumed_is_bit_identical(tmp_path, monkeypatch, env):
+    """DQN (replay + target network) for 1200 frames in chunks of 200, killed after frame 600: the replay memory,
+    both envs mid-episode, the exploration/evaluation/replay generators and the optimizer come back."""
+    hp = dict(total_frames=1200, learning_starts=200, buffer_size=2000, batch_size=16, target_update=100,
+              eps_decay_frames=600, eval_every=400, eval_episodes=2, eval_max_steps=100, chunk=200)
+    if env == "CartPole-v1":
+        hp.update(optimizer="adam", lr=1e-3, hidden=[32, 32])
+    _, resumed = _kill_and_resume(tmp_path, monkeypatch, "dqn", env, hp, every=200, half=600)
+    assert resumed["steps"] == 1200 and len(resumed["curves"]["eval_return"]) == 3
+    assert resumed["extras"]["updates"] == 1000
+
+
+def test_sac_killed_at_half_and_resumed_is_bit_identical(tmp_path, monkeypatch):
+    """gSDE SAC on MuJoCo InvertedPendulum for 1000 env steps in calls of 100, killed after step 500: its replay
+    memory of 400 has wrapped by then, and it resumes mid training round (500 is no multiple of train_freq 8), on
+    the noise matrices it held."""
+    hp = dict(total_steps=1000, steps_per_call=100, learning_starts=300, buffer_size=400, batch_size=32,
+              hidden=[32, 32], noise="gsde", log_std_init=-2.0, n_evals=2, eval_episodes=2)
+    _, resumed = _kill_and_resume(tmp_path, monkeypatch, "sac", "InvertedPendulum-v5", hp, every=100, half=500)
+    assert resumed["steps"] == 1000 and len(resumed["curves"]["eval_return"]) == 2
+
+
+def test_a2c_killed_at_half_and_resumed_is_bit_identical(tmp_path, monkeypatch):
+    """The policy-gradient family's state (A2C on CartPole: 4 chunks of 16 updates of 8 envs x 5 steps)."""
+    hp = dict(total_steps=2560, n_evals=2, eval_episodes=2)
+    _kill_and_resume(tmp_path, monkeypatch, "a2c", "CartPole-v1", hp, every=640, half=1280)
 
 
 def test_continual_ewc_killed_at_half_and_resumed_is_bit_identical(tmp_path, monkeypatch):
