@@ -81,6 +81,9 @@ class _Recorder:
         self.last = obs
         return obs, reward, terminated, truncated, info
 
+    def close(self) -> None:
+        self.env.close()
+
 
 def test_no_replay_learns_only_from_the_newest_transition(monkeypatch) -> None:
     envs: list[_Recorder] = []

@@ -45,7 +45,7 @@ def test_target_critic_stays_a_detached_leaf_after_updates() -> None:
     torch.manual_seed(0)
     module = SAC("Pendulum-v1", 0, noise="gsde", hidden=[16, 16], total_steps=100, batch_size=8, learning_starts=20,
                  n_evals=1, eval_episodes=1)
-    module.optimizers = lambda: [opt for opt in module.configure_optimizers()]  # outside a Trainer
+    module.optimizers = lambda: [opt for opt in module.configure_optimizers()]  # outside Fabric
     module.manual_backward = lambda loss: loss.backward()
     before = [p.clone() for p in module.critic_target.parameters()]
     for _ in range(30):
