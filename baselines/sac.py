@@ -55,7 +55,7 @@ DEFAULTS = dict(
     std_reg=0.0,  # Lattice: std of extra independent action noise
     use_expln=True,  # gSDE's expln: the std grows logarithmically above 1 instead of exponentially
     clip_mean=2.0,  # gSDE/Lattice: clip the pre-tanh action mean to +-clip_mean (SB3); 0 = no clip
-    steps_per_call=1000,  # vector-env steps per Lightning training_step
+    steps_per_call=1000,  # vector-env steps per chunk of the driver (progress, logging, checkpoints between chunks)
     eval_episodes=10,  # episodes per evaluation
     n_evals=10,  # evaluations over the run (learning-curve points)
 )
