@@ -19,7 +19,9 @@ one agent step (one action), as in the paper's own counting (Extended Data Table
 Training runs on Lightning Fabric (``baselines.rl_loop``) in chunks of ``chunk`` frames: progress, the loss log,
 the divergence check and checkpoints (weights, optimizer, the filled part of the replay memory, envs, RNG streams,
 counters, curves) happen between chunks.  Inside a chunk the updates use Fabric's optimizer wrapper and
-``manual_backward`` (``fabric.backward``), which apply the run's precision (loss scaling for 16-mixed).  The replay
+``manual_backward`` (``fabric.backward``), which apply the run's precision (loss scaling for 16-mixed); in plain
+32-bit on one device they would add nothing but ~2% per update, so the update then calls ``loss.backward()`` and
+the raw optimizer (``baselines.rl_loop.plain_updates``, decided from the run's settings).  The replay
 buffer and its frames stay in host memory (``baselines.replay``); a sampled batch moves to the module's device in
 one copy per tensor.
 """
@@ -42,7 +44,7 @@ import torch
 from baselines.optim import FusedAdam, FusedRMSprop
 from baselines.qnets import build_qnet
 from baselines.replay import ReplayBuffer
-from baselines.rl_loop import fit_chunks
+from baselines.rl_loop import fit_chunks, plain_updates
 from suite.api import RunContext, RunOutput, check_finite
 from suite.checkpoint import rng_state, set_rng_state
 from suite.envs.gym_envs import FAMILY, env_info, lives, make_env
@@ -125,6 +127,7 @@ class DQN(L.LightningModule):
         self.rng = np.random.Generator(np.random.PCG64([seed, 1]))  # exploration
         self.eval_rng = np.random.Generator(np.random.PCG64([seed, 2]))
         self.total_steps = hp.total_frames
+        self.plain_updates = False  # True: raw backward and optimizer step (set from the run's settings)
         self.env = make_env(hp.env, seed, stack_frames=False)
         self.eval_env = make_env(hp.env, seed + 10_000, stack_frames=True)
         self._greedy: Callable[[np.ndarray], int] | None = None
@@ -209,7 +212,10 @@ class DQN(L.LightningModule):
         chunk's mean loss (nothing before learning starts)."""
         hp = self.hparams
         opt = self.optimizers()
-        self._backward = self.manual_backward
+        if self.plain_updates:
+            opt, self._backward = opt.optimizer, torch.Tensor.backward
+        else:
+            self._backward = self.manual_backward
         self._loss_sum = torch.zeros((), device=self.device)
         self.n.loss_n = 0
         self._greedy = self.q.greedy_fn()  # on this chunk's parameter storage (the module may have moved)
@@ -396,6 +402,7 @@ def train_dqn(env: str, seed: int, hparams: dict, ctx: RunContext | None = None)
     module = DQN(env=env, seed=seed, **hparams)
     if ctx is None:
         ctx = RunContext("dqn", "dqn", env, seed, "adhoc", "dqn", dict(module.hparams), run_dir=Path("."))
+    module.plain_updates = plain_updates(ctx)
     fit_chunks(module, ctx, dataloader_seed_draw=False)  # DQN's Trainer was fed from a list, which draws nothing
     return module
 

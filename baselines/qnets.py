@@ -125,7 +125,8 @@ class QNetwork(nn.Module):
             for op in ops:
                 x = op(x)
             q = values(x)
-            return int(q.numpy().argmax()) if on_cpu else int(q.argmax())
+            # numpy has no bfloat16 (autocast under bf16-mixed): those take torch's argmax, same first-maximum rule
+            return int(q.numpy().argmax()) if on_cpu and q.dtype == torch.float32 else int(q.argmax())
 
         return greedy
 

@@ -48,6 +48,17 @@ class ChunkedModule(Protocol):
     def close(self) -> None: ...
 
 
+def plain_updates(ctx: RunContext) -> bool:
+    """Whether Fabric's ``backward`` and optimizer wrapper would add nothing to ``loss.backward()`` and the raw
+    optimizer's ``step()``: full 32-bit precision (no loss scaling, no autocast) on one device (no gradient sync).
+
+    Decided from the run's own settings, not from Lightning's plugins.  Only DQN uses it: its CartPole / MinAtar
+    updates are small enough that the wrappers' ~10-20 us cost ~2% per update (benchmarks/bench_rl_driver.py);
+    every other baseline's updates go through the wrappers whatever the settings.
+    """
+    return ctx.world_size == 1 and str(ctx.precision) in ("32", "32-true")
+
+
 def setup_fabric(module: Any, ctx: RunContext) -> Any:  # noqa: ANN401 - a lightning.Fabric
     """The run's Fabric with ``module`` and its optimizers set up on it (``module.optimizers()`` then returns them)."""
     fabric = ctx.fabric()

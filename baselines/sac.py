@@ -184,7 +184,8 @@ class SAC(L.LightningModule):
             # and every sde_sample_freq steps within a rollout
             if step % hp["train_freq"] == 0 or (freq > 0 and step % freq == 0) or self.head.p_a is None:
                 self.head.reset_noise(n)
-            action = torch.tanh(self.head(self.actor(self.obs.to(self.log_ent_coef.device)))[0]).cpu()
+            action = torch.tanh(self.head(self.actor(self.obs.to(self.log_ent_coef.device)))[0])
+            action = action.to("cpu", torch.float32)  # into the host replay memory, in its dtype (bf16 under autocast)
         envs.step((action * self.scale + self.shift).numpy())
         done = envs.terminated | envs.truncated
         next_obs = np.where(done[:, None], envs.final_obs, envs.obs)

@@ -1,4 +1,4 @@
-"""DQN speed against stable-baselines3, against the bare update bound and against a Trainer-free loop.
+"""DQN speed against stable-baselines3, against the bare update bound and against a Fabric-free loop.
 
 All ratios are measured in one process with the same hyperparameters (one update per env step):
 
@@ -17,8 +17,8 @@ All ratios are measured in one process with the same hyperparameters (one update
   checked exhaustively) is ~6x slower on exact zeros, and ~45% of the linear layer's centered denominators are
   exact zeros (inputs that are zero in every sampled batch), so neither a correctly rounded sqrt nor skipping
   the zeros keeps the floats.  oneDNN's conv (other floats) measured no faster than NNPACK + slow_conv2d here.
-* Lightning's machinery (Trainer, manual_backward) costs <= 15% against running the same module's
-  chunks in a plain PyTorch loop.
+* Lightning's machinery (the Fabric driver of baselines/rl_loop.py) costs <= 15% against running the same
+  module's chunks in a plain PyTorch loop (benchmarks/bench_rl_driver.py compares it with the Trainer it replaced).
 * CartPole-v1 at CleanRL's ``dqn.py`` defaults (update every 10 steps, batch 128, 120-84 MLP): >= CleanRL,
   run side by side from a checkout named by ``CLEANRL_DIR`` (``git clone https://github.com/vwxyzjn/cleanrl``;
   skipped without one: CleanRL is neither a dependency nor a source of our code).
@@ -108,12 +108,14 @@ def ours_fps(env: str, hparams: dict) -> float:
 
 
 def plain_loop_fps(env: str, hparams: dict) -> float:
-    """The same module's chunks driven by a bare loop: no Trainer, loss.backward() instead of manual_backward."""
+    """The same module's chunks driven by a bare loop: no Fabric, the raw optimizer and loss.backward()."""
     module = DQN(env=env, seed=0, **hparams)
-    module.setup("fit")
-    module.plain_optimizer = module.configure_optimizers()
-    for i, chunk in enumerate(module.train_dataloader()):
-        module.training_step(chunk, i)
+    optimizer = module.configure_optimizers()
+    module.optimizers = lambda: optimizer
+    module.manual_backward = torch.Tensor.backward
+    while not module.done:
+        module.train_chunk()
+    module.close()
     return module.n.frames / module.train_seconds
 
 

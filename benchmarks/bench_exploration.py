@@ -46,6 +46,7 @@ def _sb3(algo: str, steps: int) -> float:
 
 def _ours(algo: str, noise: str, steps: int) -> float:
     from baselines.ppo import PPO
+    from baselines.rl_loop import fit_chunks
     from baselines.sac import SAC
     from suite.api import RunContext
 
@@ -58,9 +59,8 @@ def _ours(algo: str, noise: str, steps: int) -> float:
                      clip_mean=2.0, total_steps=steps, steps_per_call=100, n_evals=1, eval_episodes=1)
     module.tracker.due = lambda step: False  # time training only, as SB3's learn() without callbacks
     ctx = RunContext("bench", noise, ENV, 0, "bench", algo, {}, Path("/tmp"))
-    trainer = lightning.Trainer(**ctx.trainer_kwargs(max_epochs=1))
     start = time.perf_counter()
-    trainer.fit(module)
+    fit_chunks(module, ctx)
     return module.env_steps / (time.perf_counter() - start)
 
 

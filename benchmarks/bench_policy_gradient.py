@@ -39,6 +39,7 @@ def _sb3_a2c(steps: int) -> float:
 def _ours(algo: str, steps: int) -> float:
     from baselines.a2c import A2C
     from baselines.reinforce import Reinforce
+    from baselines.rl_loop import fit_chunks
     from suite.api import RunContext
 
     lightning.seed_everything(0, verbose=False)
@@ -48,9 +49,8 @@ def _ours(algo: str, steps: int) -> float:
         module = Reinforce(ENV, 0, n_episodes=8, total_steps=steps, grad_checkpoints=[], n_evals=1, eval_episodes=1)
     module.tracker.due = lambda step: False  # time training only, as SB3's learn() without callbacks
     ctx = RunContext("bench", algo, ENV, 0, "bench", algo, {}, Path("/tmp"))
-    trainer = lightning.Trainer(**ctx.trainer_kwargs(max_epochs=1))
     start = time.perf_counter()
-    trainer.fit(module)
+    fit_chunks(module, ctx)
     return module.env_steps / (time.perf_counter() - start)
 
 

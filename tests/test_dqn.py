@@ -206,3 +206,26 @@ def test_q_overestimation_compares_the_nets_values_with_realised_returns(monkeyp
     monkeypatch.setattr(DQN, "evaluate", lambda self, estimates=False: plain(self, False))
     again = train_dqn("CartPole-v1", 0, hp)
     assert again.q_estimates == [] and again.run_output().curves["eval_return"] == out.curves["eval_return"]
+
+
+def test_updates_go_through_fabric_unless_the_run_is_plain_32_bit(monkeypatch, tmp_path) -> None:
+    """32-bit on one device: raw ``loss.backward()`` (Fabric would add nothing); bf16-mixed: ``fabric.backward`` and
+    Fabric's optimizer wrapper for every update, under Fabric's autocast."""
+    import lightning
+
+    calls = []
+    original = lightning.Fabric.backward
+
+    def counted(self, loss, *args, **kwargs):
+        calls.append(loss.dtype)
+        return original(self, loss, *args, **kwargs)
+
+    monkeypatch.setattr(lightning.Fabric, "backward", counted)
+    hp = dict(TINY, eval_episodes=0)
+    plain = train_dqn("CartPole-v1", 0, hp)
+    assert plain.n.updates == 200 and calls == []
+    ctx = RunContext(task="t", variant="v", env="CartPole-v1", seed=0, profile="test", baseline="dqn", hparams=hp,
+                     run_dir=tmp_path, precision="bf16-mixed")
+    mixed = train_dqn("CartPole-v1", 0, hp, ctx)
+    assert len(calls) == mixed.n.updates == 200
+    assert mixed.run_output().extras["mean_loss_per_chunk"] != plain.run_output().extras["mean_loss_per_chunk"]
