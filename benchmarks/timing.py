@@ -24,3 +24,13 @@ def interleaved_medians(fns: dict[str, Callable[[], float]], rounds: int = 3) ->
         for name, fn in fns.items():
             samples[name].append(fn())
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def alternating_medians(fns: dict[str, Callable[[], float]], rounds: int = 4) -> dict[str, float]:
+    """:func:`interleaved_medians` with the order reversed every other round, so that whatever favours a position
+    in the round (caches, the allocator, a periodic load) favours every contender alike."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(rounds):
+        for name in (list(fns) if i % 2 == 0 else list(reversed(fns))):
+            samples[name].append(fns[name]())
+    return {name: statistics.median(values) for name, values in samples.items()}
