@@ -94,8 +94,8 @@ def test_dqn_killed_at_half_and_resumed_is_bit_identical(tmp_path, monkeypatch, 
     if env == "CartPole-v1":
         hp.update(optimizer="adam", lr=1e-3, hidden=[32, 32])
     _, resumed = _kill_and_resume(tmp_path, monkeypatch, "dqn", env, hp, every=200, half=600)
-    assert resumed["steps"] == 1200 and len(resumed["curves"]["eval_return"]) == 3
-    assert resumed["extras"]["updates"] == 1000
+    assert resumed.steps == 1200 and len(resumed.curves["eval_return"]) == 3
+    assert resumed.extras["updates"] == 1000
 
 
 def test_sac_killed_at_half_and_resumed_is_bit_identical(tmp_path, monkeypatch):
@@ -105,7 +105,7 @@ def test_sac_killed_at_half_and_resumed_is_bit_identical(tmp_path, monkeypatch):
     hp = dict(total_steps=1000, steps_per_call=100, learning_starts=300, buffer_size=400, batch_size=32,
               hidden=[32, 32], noise="gsde", log_std_init=-2.0, n_evals=2, eval_episodes=2)
     _, resumed = _kill_and_resume(tmp_path, monkeypatch, "sac", "InvertedPendulum-v5", hp, every=100, half=500)
-    assert resumed["steps"] == 1000 and len(resumed["curves"]["eval_return"]) == 2
+    assert resumed.steps == 1000 and len(resumed.curves["eval_return"]) == 2
 
 
 def test_a2c_killed_at_half_and_resumed_is_bit_identical(tmp_path, monkeypatch):
