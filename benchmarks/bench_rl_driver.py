@@ -109,6 +109,19 @@ def _updates(name: str, module: Any) -> int:  # noqa: ANN401
     return module.env_steps // (module.hp["n_envs"] * module.hp["n_steps"])
 
 
+def _old_context(*args: Any) -> Any:  # noqa: ANN401
+    """A RunContext with the ``trainer_kwargs`` the old ``fit_rl`` asks for (whether or not today's still has it)."""
+    from suite.api import RunContext
+
+    class OldContext(RunContext):
+        def trainer_kwargs(self, **overrides: Any) -> dict[str, Any]:  # noqa: ANN401
+            return dict(accelerator="cpu", devices=1, precision="32-true", deterministic=True, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=str(self.run_dir), **overrides)
+
+    return OldContext(*args)
+
+
 def per_update_seconds(name: str, old: bool) -> float:
     """Seconds per update of one run of case ``name`` on the old (Trainer) or the new (Fabric) driver."""
     from suite.api import RunContext
@@ -120,7 +133,8 @@ def per_update_seconds(name: str, old: bool) -> float:
     hparams = {**get_baseline(kind).defaults, **hp}
     lightning.seed_everything(0, verbose=False)
     span = _Span()
-    ctx = RunContext("bench", name, env, 0, "bench", kind, hparams, Path(tempfile.gettempdir()))
+    args = ("bench", name, env, 0, "bench", kind, hparams, Path(tempfile.gettempdir()))
+    ctx = _old_context(*args) if old else RunContext(*args)
     if kind == "dqn":
         module = source.DQN(env=env, seed=0, **hparams)
     else:
