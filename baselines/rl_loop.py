@@ -60,7 +60,8 @@ def plain_updates(ctx: RunContext) -> bool:
 
 
 def setup_fabric(module: Any, ctx: RunContext) -> Any:  # noqa: ANN401 - a lightning.Fabric
-    """The run's Fabric with ``module`` and its optimizers set up on it (``module.optimizers()`` then returns them)."""
+    """The run's Fabric with ``module`` and its optimizers set up on it (``module.optimizers()`` then returns them):
+    Fabric's documented use of a LightningModule, ``fabric.setup(model, *model.configure_optimizers())``."""
     fabric = ctx.fabric()
     optimizers = module.configure_optimizers()
     fabric.setup(module, *(optimizers if isinstance(optimizers, (list, tuple)) else [optimizers]))
