@@ -76,7 +76,7 @@ DEFAULTS: dict[str, Any] = dict(
     num_evals=4,  # FID evaluations over training (curve fid)
     num_hparam_settings=0,  # H > 0: seed s trains setting s % H of the GANs' random search (lr, beta1)
     search_seed=2018,  # seed of the random hyperparameter search
-    driver="trainer",  # trainer (Lightning Trainer) | loop (plain loop, same numbers, less overhead)
+    driver="trainer",  # trainer (Lightning Trainer) | loop (Lightning Fabric loop, same numbers, less overhead)
 )
 
 
