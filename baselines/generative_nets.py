@@ -261,12 +261,14 @@ def _fabric_loop(fabric: Any, module: pl.LightningModule, loader: Any, after_ste
     """Run ``module.training_step`` over ``loader`` on Lightning Fabric, without the Trainer's per-step machinery.
 
     Same maths and RNG use as the Trainer (bit-identical, tests/test_gan.py): the module's ``self.optimizers()``
-    and ``self.manual_backward`` resolve to Fabric's.  Measured (benchmarks/bench_fid.py, 1 thread, shared CPU):
+    and ``self.manual_backward`` resolve to Fabric's.  Measured (benchmarks/bench_fid.py, 1 thread, shared CPU,
+    against the plain loop this one replaced, which costs the same per step: benchmarks/bench_fabric_drivers.py):
     the Trainer adds ~2.3 ms to a ~17.7 ms digits conv-GAN step (13%) and ~0.9 ms to a ~4.9 ms 2-D MLP step (18%),
     so it does not dominate and stays the default; this loop is for when it would, e.g. far smaller nets.
     """
     optimizers = module.configure_optimizers()
     model, *_ = fabric.setup(module, *(optimizers if isinstance(optimizers, list) else [optimizers]))
     model.train()
+    on_host = fabric.device.type == "cpu"  # the loader yields host tensors
     for index, batch in enumerate(loader):
-        after_step(model.training_step(fabric.to_device(batch), index), index)
+        after_step(model.training_step(batch if on_host else fabric.to_device(batch), index), index)

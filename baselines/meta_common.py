@@ -1,4 +1,5 @@
-"""Shared machinery of the sinusoid meta-learners (MAML, first-order MAML, Reptile, pre-training, oracle).
+"""Shared machinery of the meta-learners: the batched MLP of the sinusoid ones (MAML, first-order MAML, Reptile,
+pre-training, oracle) and the Fabric training loop of all of them (Omniglot MAML too).
 
 The hot path is a ReLU MLP evaluated for a whole batch of tasks at once: per-task weights carry a
 leading task dimension ``(T, out, in)`` and every layer is one batched matmul.  The inner-loop
@@ -14,16 +15,15 @@ Every meta-learner here (the sinusoid ones and Omniglot MAML) subclasses :class:
 trained by :func:`train_meta_learner` with Lightning Fabric, in chunks of ``iters_per_step``
 meta-iterations: after each chunk the loop checks for divergence, reports progress and saves a checkpoint
 when one is due, so a re-run resumes from the last chunk boundary with bit-identical results.  A learner
-gives its meta-objective as ``forward(tasks)`` (the loop calls it through Fabric's wrapper, so under DDP
-the ranks' gradients are averaged in the backward) and its update as ``meta_step``: Adam on the objective
-unless it overrides it (Reptile does).
+gives its meta-objective as ``forward(tasks)`` and its update as ``meta_step``: Adam on the objective unless
+it overrides it (Reptile does).  Under DDP each rank draws its share of the meta-batch and the update
+averages the ranks' gradients (``suite.distributed.average_gradients``) before the optimiser step.
 """
 
 from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -33,7 +33,7 @@ from torch import nn
 
 from suite.api import RunContext, RunOutput, Throttle, check_finite
 from suite.checkpoint import Checkpointer, rng_state, set_rng_state
-from suite.distributed import rank_seed, replica_checksums
+from suite.distributed import average_gradients, rank_seed, replica_checksums
 from suite.envs.sinusoid import SineTasks, eval_tasks, k_shot_of, sample_tasks
 
 Params = list[torch.Tensor]  # [W1, b1, W2, b2, ...]; W (out, in) or (T, out, in), b (out,) or (T, out)
@@ -155,13 +155,6 @@ def weighted(loss: torch.Tensor, weight: float) -> torch.Tensor:
     return loss if weight == 1.0 else loss * weight
 
 
-def average_gradients(fabric: L.Fabric, params: Params) -> None:
-    """Mean of ``.grad`` over ranks, for updates that set gradients without a backward (Reptile)."""
-    if fabric.world_size > 1:
-        for p in params:
-            p.grad = fabric.all_reduce(p.grad, reduce_op="mean")
-
-
 # ---------------------------------------------------------------------------- the meta-learner and its Fabric loop
 class MetaLearner(L.LightningModule, abc.ABC):
     """What :func:`train_meta_learner` drives: a task stream, the meta-update, the run's counters and curves."""
@@ -183,16 +176,13 @@ class MetaLearner(L.LightningModule, abc.ABC):
     def draw_tasks(self, count: int) -> Any:
         """A meta-batch of ``count`` tasks drawn from ``self.task_rng`` (on the host)."""
 
-    def meta_step(self, model: Callable[[Any], torch.Tensor], tasks: Any) -> torch.Tensor:
-        """One meta-iteration: an optimiser step on the objective ``model(tasks)``; returns it, detached.
-
-        ``model`` is this module as Fabric set it up: calling it rather than ``self`` lets DDP see the forward,
-        so the backward averages the ranks' (weighted) gradients.
-        """
+    def meta_step(self, tasks: Any) -> torch.Tensor:
+        """One meta-iteration: an optimiser step on the objective ``self(tasks)``; returns it, detached."""
         opt = self.optimizers()
-        loss = model(tasks)
+        loss = self(tasks)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(weighted(loss, self.rank_weight))
+        average_gradients(self.fabric, self.parameters())  # DDP: the mean over ranks (a no-op on one device)
         opt.step()
         return loss.detach()
 
@@ -236,7 +226,7 @@ def train_meta_learner(module: MetaLearner, ctx: RunContext | None = None) -> fl
     checkpoint = ctx.checkpoint if ctx is not None else Checkpointer()
     log = ctx.log if ctx is not None else lambda step, **metrics: None
     progress = Throttle(ctx.progress) if ctx is not None else lambda step, total: None
-    model, optimizer = fabric.setup(module, module.configure_optimizers())
+    _, optimizer = fabric.setup(module, module.configure_optimizers())
     rank, world = fabric.global_rank, fabric.world_size
     if world > 1:
         module.tasks_per_rank, module.rank_weight = split_meta_batch(rank, world, module.meta_batch)
@@ -261,7 +251,8 @@ def train_meta_learner(module: MetaLearner, ctx: RunContext | None = None) -> fl
         losses = torch.empty(n)
         for j in range(n):
             tasks = module.draw_tasks(module.tasks_per_rank)
-            losses[j] = module.meta_step(model, tasks if on_host else fabric.to_device(tasks))
+            with fabric.autocast():  # the run's precision (32-true: nothing), as the Trainer's training_step had
+                losses[j] = module.meta_step(tasks if on_host else fabric.to_device(tasks))
             module.iteration += 1
             module.loss_sum += float(losses[j])
             module.loss_count += 1

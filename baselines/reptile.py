@@ -10,20 +10,11 @@ loop needs no autograd.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
-from baselines.meta_common import (
-    SINE_DEFAULTS,
-    SineMetaLearner,
-    average_gradients,
-    fit_sine,
-    mlp_forward,
-    sgd_adapt,
-    weighted,
-)
+from baselines.meta_common import SINE_DEFAULTS, SineMetaLearner, fit_sine, mlp_forward, sgd_adapt, weighted
 from suite.api import RunContext, RunOutput
+from suite.distributed import average_gradients
 from suite.envs.sinusoid import SineTasks
 from suite.registry import register_baseline
 
@@ -45,7 +36,7 @@ class Reptile(SineMetaLearner):
         make = torch.optim.SGD if self.hparams.outer_optimizer == "sgd" else torch.optim.Adam
         return make(self.parameters(), lr=self.hparams.outer_lr)
 
-    def meta_step(self, model: Callable[[SineTasks], torch.Tensor], tasks: SineTasks) -> torch.Tensor:
+    def meta_step(self, tasks: SineTasks) -> torch.Tensor:
         h = self.hparams
         opt = self.optimizers()
         for group in opt.param_groups:  # eps annealed linearly to 0 over training
