@@ -149,10 +149,11 @@ def fit_generative(ctx: RunContext, build: Callable[[dict[str, Any], tuple[int, 
                    search_keys: tuple[str, ...]) -> RunOutput:
     """Train ``build(hparams, data_shape)`` on ``ctx.env`` for ``train_steps`` minibatches, evaluate FID/IS/KID.
 
-    Shared by the GAN and the VAE: resolves the search setting, trains with the Lightning Trainer (or a Lightning
-    Fabric loop, ``driver: loop``), tracks FID on a fixed evaluation noise ``num_evals`` times (curve ``fid``) and
+    Shared by the GAN and the VAE: resolves the search setting, trains with the Lightning Trainer (or a plain
+    PyTorch loop, ``driver: loop``), tracks FID on a fixed evaluation noise ``num_evals`` times (curve ``fid``) and
     returns the final metrics on ``eval_samples`` samples against the held-out real set.  The module must
-    provide ``generate(z)`` and ``hparams.z_dim``; ``training_step`` returns a dict of detached losses.
+    provide ``generate(z)``, ``hparams.z_dim`` and ``update(batch, batch_idx, *optimizers, backward)``
+    (what its ``training_step`` runs), which returns a dict of detached losses.
     """
     from suite.envs.generative import load_generative_data
     from suite.metrics.generative import GenerativeEvaluator
@@ -212,7 +213,7 @@ def fit_generative(ctx: RunContext, build: Callable[[dict[str, Any], tuple[int, 
     elif world > 1:
         raise ValueError("driver: loop is single-device; use driver: trainer with several devices")
     else:
-        _fabric_loop(ctx.fabric(), module, loader, after_step)
+        _plain_loop(module, loader, after_step)
         replica_sums = []
     train_time = time.perf_counter() - start
     train_cpu = time.process_time() - start_cpu
@@ -257,18 +258,17 @@ class _RankNoise(pl.Callback):
         self.replica_sums = replica_checksums(module, trainer.world_size, module.all_gather)
 
 
-def _fabric_loop(fabric: Any, module: pl.LightningModule, loader: Any, after_step: Callable[..., None]) -> None:
-    """Run ``module.training_step`` over ``loader`` on Lightning Fabric, without the Trainer's per-step machinery.
+def _plain_loop(module: pl.LightningModule, loader: Any, after_step: Callable[..., None]) -> None:
+    """Run ``module.update`` over ``loader`` with the module's own optimisers and ``Tensor.backward``: plain
+    PyTorch, no Trainer and no Fabric (whose optimiser and backward wrappers cost ~2-7% of a 2-D GAN step here).
 
-    Same maths and RNG use as the Trainer (bit-identical, tests/test_gan.py): the module's ``self.optimizers()``
-    and ``self.manual_backward`` resolve to Fabric's.  Measured (benchmarks/bench_fid.py, 1 thread, shared CPU,
-    against the plain loop this one replaced, which costs the same per step: benchmarks/bench_fabric_drivers.py):
-    the Trainer adds ~2.3 ms to a ~17.7 ms digits conv-GAN step (13%) and ~0.9 ms to a ~4.9 ms 2-D MLP step (18%),
-    so it does not dominate and stays the default; this loop is for when it would, e.g. far smaller nets.
+    Same maths and RNG use as the Trainer (bit-identical, tests/test_gan.py).  Measured (benchmarks/bench_fid.py,
+    1 thread, shared CPU): the Trainer adds ~2.3 ms to a ~17.7 ms digits conv-GAN step (13%) and ~0.9 ms to a
+    ~4.9 ms 2-D MLP step (18%), so it does not dominate and stays the default; this loop is for when it would,
+    e.g. far smaller nets.
     """
     optimizers = module.configure_optimizers()
-    model, *_ = fabric.setup(module, *(optimizers if isinstance(optimizers, list) else [optimizers]))
-    model.train()
-    on_host = fabric.device.type == "cpu"  # the loader yields host tensors
+    optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+    module.train()
     for index, batch in enumerate(loader):
-        after_step(model.training_step(batch if on_host else fabric.to_device(batch), index), index)
+        after_step(module.update(batch, index, *optimizers, backward=torch.Tensor.backward), index)

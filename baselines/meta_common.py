@@ -251,7 +251,7 @@ def train_meta_learner(module: MetaLearner, ctx: RunContext | None = None) -> fl
         losses = torch.empty(n)
         for j in range(n):
             tasks = module.draw_tasks(module.tasks_per_rank)
-            with fabric.autocast():  # the run's precision (32-true: nothing), as the Trainer's training_step had
+            with fabric.autocast():  # the run's precision over the whole meta-step (32-true: a no-op)
                 losses[j] = module.meta_step(tasks if on_host else fabric.to_device(tasks))
             module.iteration += 1
             module.loss_sum += float(losses[j])

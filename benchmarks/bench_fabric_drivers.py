@@ -3,7 +3,8 @@
 Before (git ref ``BENCH_DRIVERS_BASELINE``, default 6a565a5, the commit before the change): the meta-learners ran
 under a Lightning Trainer whose every ``training_step`` did a chunk of meta-iterations fed by a ``DataLoader``
 over chunk indices; continual learning called the module's Lightning hooks from a plain loop; the GANs' fast
-``driver: loop`` ran ``training_step`` with a stand-in trainer.  After: all three on Fabric.
+``driver: loop`` ran ``training_step`` with a stand-in trainer.  After: the meta-learners and continual learning
+on Fabric, the GANs' loop calling their ``update`` with explicit optimisers from plain PyTorch.
 
 Each side runs in its own process on its own source tree (the old one extracted with ``git archive``) through
 benchmarks/driver_timing.py, which takes the CPU time (not wall time: the machine may be shared) of the same
