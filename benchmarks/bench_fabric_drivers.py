@@ -1,4 +1,4 @@
-"""Per-update cost of the Lightning Fabric loops against the drivers they replaced (issue #16): must not be slower.
+"""Per-update cost of the drivers of issue #16 against those they replaced: must not be slower.
 
 Before (git ref ``BENCH_DRIVERS_BASELINE``, default 6a565a5, the commit before the change): the meta-learners ran
 under a Lightning Trainer whose every ``training_step`` did a chunk of meta-iterations fed by a ``DataLoader``
@@ -73,7 +73,7 @@ def _per_update(tree: Path, case: str) -> float:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_fabric_driver_is_not_slower_per_update(benchmark, old_tree: Path, case: str) -> None:
+def test_new_driver_is_not_slower_per_update(benchmark, old_tree: Path, case: str) -> None:
     medians = interleaved_medians({"old": lambda: _per_update(old_tree, case), "new": lambda: _per_update(ROOT, case)},
                                   rounds=ROUNDS)
     ratio = medians["new"] / medians["old"]
@@ -81,6 +81,6 @@ def test_fabric_driver_is_not_slower_per_update(benchmark, old_tree: Path, case:
     benchmark.extra_info.update(old_ms=1e3 * medians["old"], new_ms=1e3 * medians["new"], ratio=ratio,
                                 unit=CASES[case][2], baseline_ref=BASELINE_REF)
     print(f"\n{case}: per {CASES[case][2]} {1e3 * medians['old']:.3f} ms before ({BASELINE_REF}), "
-          f"{1e3 * medians['new']:.3f} ms with Fabric: ratio {ratio:.3f} "
+          f"{1e3 * medians['new']:.3f} ms now: ratio {ratio:.3f} "
           f"(CPU time, medians of {ROUNDS} interleaved rounds)")
-    assert ratio <= 1 + NOISE, f"{case}: the Fabric driver is {ratio:.3f}x the old one per {CASES[case][2]}"
+    assert ratio <= 1 + NOISE, f"{case}: the new driver is {ratio:.3f}x the old one per {CASES[case][2]}"
