@@ -25,7 +25,7 @@ DEFAULTS = dict(
     COMMON_DEFAULTS,
     n_envs=8,  # parallel envs
     n_steps=5,  # steps per env per update (n-step returns)
-    learning_rate=7e-4,  # RMSprop learning rate
+    lr=7e-4,  # RMSprop learning rate
     rms_alpha=0.99,  # RMSprop smoothing constant
     rms_eps=1e-5,  # RMSprop epsilon
     gae_lambda=1.0,  # GAE lambda (1 = plain n-step returns)
@@ -47,7 +47,7 @@ class A2C(PolicyGradientModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # torch's foreach RMSprop, bit for bit, without its per-step Python (baselines/optim.py)
-        return FusedRMSprop(self.parameters(), lr=self.hp["learning_rate"], alpha=self.hp["rms_alpha"],
+        return FusedRMSprop(self.parameters(), lr=self.hp["lr"], alpha=self.hp["rms_alpha"],
                             eps=self.hp["rms_eps"])
 
     def resume_state(self) -> dict[str, Any]:
@@ -83,7 +83,8 @@ class A2C(PolicyGradientModule):
         return loss
 
 
-@register_baseline("a2c", defaults=DEFAULTS, env_families=("discrete_gym", "continuous_gym"), module_class=A2C)
+@register_baseline("a2c", defaults=DEFAULTS, env_families=("discrete_gym", "continuous_gym"), module_class=A2C,
+                   renamed={"lr": "learning_rate"})
 def fit(ctx: RunContext) -> RunOutput:
     """A2C: synchronous advantage actor-critic with n-step returns and an entropy bonus."""
     return fit_pg(A2C(ctx.env, ctx.seed, **ctx.hparams), ctx)

@@ -35,7 +35,7 @@ DEFAULTS = dict(
     n_steps=512,  # steps per env per rollout
     batch_size=128,  # minibatch size of the PPO epochs
     n_epochs=20,  # passes over each rollout
-    learning_rate=3e-5,  # Adam learning rate
+    lr=3e-5,  # Adam learning rate
     gamma=0.99,  # discount factor
     gae_lambda=0.9,  # GAE lambda
     clip_range=0.4,  # PPO clip range of the probability ratio
@@ -49,7 +49,7 @@ DEFAULTS = dict(
     noise="gaussian",  # exploration noise: gaussian | gsde | lattice
     sde_sample_freq=4,  # gSDE/Lattice: rollout steps between noise resamples; -1 = once per rollout
     log_std_init=-2.0,  # initial log-std of the action noise
-    alpha=1.0,  # Lattice: weight of the correlated (latent-perturbation) noise
+    lattice_alpha=1.0,  # Lattice: weight of the correlated (latent-perturbation) noise
     std_clip=[1e-3, 10.0],  # Lattice: [min, max] of the noise std
     std_reg=0.0,  # Lattice: std of extra independent action noise
     use_expln=False,  # gSDE's expln: the std grows logarithmically above 1 instead of exponentially
@@ -72,7 +72,7 @@ class PPO(L.LightningModule):
         obs_dim, act_dim, hidden = self.envs.obs_dim, self.envs.action_dim, list(hp["hidden"])
         act_fn = ACTIVATIONS[hp["activation"]]
         self.actor = mlp([obs_dim, *hidden], act_fn)
-        self.head = ExplorationHead(hidden[-1], act_dim, hp["noise"], hp["log_std_init"], hp["alpha"],
+        self.head = ExplorationHead(hidden[-1], act_dim, hp["noise"], hp["log_std_init"], hp["lattice_alpha"],
                                     tuple(hp["std_clip"]), hp["std_reg"], hp["use_expln"])
         self.critic = torch.nn.Sequential(mlp([obs_dim, *hidden], act_fn), torch.nn.Linear(hidden[-1], 1))
         self.norm = Normalizer(obs_dim, hp["norm_obs"], hp["norm_reward"], hp["gamma"])
@@ -117,7 +117,7 @@ class PPO(L.LightningModule):
         set_rng_state(state["rng"])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return adam(self.parameters(), self.hp["learning_rate"], eps=1e-5)
+        return adam(self.parameters(), self.hp["lr"], eps=1e-5)
 
     @property
     def step(self) -> int:
@@ -222,7 +222,8 @@ class PPO(L.LightningModule):
         self.tracker.envs.close()
 
 
-@register_baseline("ppo", defaults=DEFAULTS, env_families=("continuous_gym",), module_class=PPO)
+@register_baseline("ppo", defaults=DEFAULTS, env_families=("continuous_gym",), module_class=PPO,
+                   renamed={"lr": "learning_rate", "lattice_alpha": "alpha"})
 def fit(ctx: RunContext) -> RunOutput:
     """PPO with Gaussian / gSDE / Lattice exploration on continuous-control envs."""
     module = PPO(ctx.env, ctx.seed, **ctx.hparams)

@@ -35,7 +35,7 @@ DEFAULTS = dict(
     n_steps=256,  # steps per env per rollout
     batch_size=64,  # minibatch size of the epochs
     n_epochs=10,  # passes over each rollout
-    learning_rate=3e-4,  # Adam learning rate
+    lr=3e-4,  # Adam learning rate
     gae_lambda=0.95,  # GAE lambda
     clip_range=0.2,  # clip range of the probability ratio (objective=clip)
     kl_target=0.01,  # target KL per update (objective=kl): beta halves below target/1.5, doubles above 1.5 x target
@@ -60,7 +60,7 @@ class PPOPolicyGradient(PolicyGradientModule):
         self.beta_curve: list[tuple[float, float]] = []
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return adam(self.parameters(), self.hp["learning_rate"], eps=1e-5)
+        return adam(self.parameters(), self.hp["lr"], eps=1e-5)
 
     def resume_state(self) -> dict[str, Any]:
         seg = self.seg
@@ -123,7 +123,7 @@ class PPOPolicyGradient(PolicyGradientModule):
 
 
 @register_baseline("ppo_pg", defaults=DEFAULTS, env_families=("discrete_gym", "continuous_gym"),
-                   module_class=PPOPolicyGradient)
+                   module_class=PPOPolicyGradient, renamed={"lr": "learning_rate"})
 def fit(ctx: RunContext) -> RunOutput:
     """PPO with the clipped surrogate (objective=clip) or the adaptive KL penalty (objective=kl)."""
     return fit_pg(PPOPolicyGradient(ctx.env, ctx.seed, **ctx.hparams), ctx)

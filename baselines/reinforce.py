@@ -32,8 +32,8 @@ DEFAULTS = dict(
     COMMON_DEFAULTS,
     use_baseline=False,  # subtract a learned state value V(s) from the returns
     n_episodes=8,  # whole episodes per update (one per env)
-    learning_rate=1e-3,  # Adam learning rate of the policy
-    value_learning_rate=1e-3,  # Adam learning rate of V
+    lr=1e-3,  # Adam learning rate of the policy
+    value_lr=1e-3,  # Adam learning rate of V
     value_epochs=5,  # V regression passes per update
     grad_checkpoints=[0.25, 0.5, 1.0],  # fractions of training at which the gradient variance is measured
     grad_batches=16,  # independent episode batches per gradient-variance measurement
@@ -60,8 +60,8 @@ class Reinforce(PolicyGradientModule):
                                                                    "grad_var_without_baseline": []}
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [adam(self.policy.parameters(), self.hp["learning_rate"]),
-                adam(self.critic.parameters(), self.hp["value_learning_rate"])]
+        return [adam(self.policy.parameters(), self.hp["lr"]),
+                adam(self.critic.parameters(), self.hp["value_lr"])]
 
     @torch.no_grad()
     def collect_episodes(self, count_steps: bool = True) -> int:
@@ -171,7 +171,7 @@ class Reinforce(PolicyGradientModule):
 
 
 @register_baseline("reinforce", defaults=DEFAULTS, env_families=("discrete_gym", "continuous_gym"),
-                   module_class=Reinforce)
+                   module_class=Reinforce, renamed={"lr": "learning_rate", "value_lr": "value_learning_rate"})
 def fit(ctx: RunContext) -> RunOutput:
     """REINFORCE with (use_baseline) or without a learned state-value baseline; measures gradient variance."""
     return fit_pg(Reinforce(ctx.env, ctx.seed, **ctx.hparams), ctx)

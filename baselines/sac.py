@@ -37,7 +37,7 @@ from suite.registry import register_baseline
 DEFAULTS = dict(
     total_steps=1_000_000,  # env steps of training, summed over the parallel envs
     n_envs=1,  # parallel training envs
-    learning_rate=7.3e-4,  # Adam learning rate of actor, critics and entropy coefficient
+    lr=7.3e-4,  # Adam learning rate of actor, critics and entropy coefficient
     buffer_size=300_000,  # replay capacity in transitions
     batch_size=256,  # transitions per gradient step
     gamma=0.98,  # discount factor
@@ -50,7 +50,7 @@ DEFAULTS = dict(
     noise="gaussian",  # exploration noise: gaussian | gsde | lattice
     sde_sample_freq=-1,  # gSDE/Lattice: vector-env steps between noise resamples; -1 = only at training rounds
     log_std_init=-3.0,  # initial log-std of the gSDE/Lattice noise
-    alpha=1.0,  # Lattice: weight of the correlated (latent-perturbation) noise
+    lattice_alpha=1.0,  # Lattice: weight of the correlated (latent-perturbation) noise
     std_clip=[1e-3, 1.0],  # Lattice: [min, max] of the noise std
     std_reg=0.0,  # Lattice: std of extra independent action noise
     use_expln=True,  # gSDE's expln: the std grows logarithmically above 1 instead of exponentially
@@ -95,7 +95,7 @@ class SAC(L.LightningModule):
         obs_dim, act_dim, hidden = self.envs.obs_dim, self.envs.action_dim, list(hp["hidden"])
         act_fn = ACTIVATIONS[hp["activation"]]
         self.actor = mlp([obs_dim, *hidden], act_fn)
-        self.head = ExplorationHead(hidden[-1], act_dim, hp["noise"], hp["log_std_init"], hp["alpha"],
+        self.head = ExplorationHead(hidden[-1], act_dim, hp["noise"], hp["log_std_init"], hp["lattice_alpha"],
                                     tuple(hp["std_clip"]), hp["std_reg"], hp["use_expln"], state_dependent_std=True,
                                     clip_mean=hp["clip_mean"] if hp["noise"] != "gaussian" else 0.0)
         self.critic = QEnsemble(obs_dim + act_dim, hidden, 2, act_fn)
@@ -118,7 +118,7 @@ class SAC(L.LightningModule):
         self.env_steps = 0
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        lr = self.hp["learning_rate"]
+        lr = self.hp["lr"]
         actor_params = list(self.actor.parameters()) + list(self.head.parameters())
         return [adam(actor_params, lr), adam(self.critic.parameters(), lr), adam([self.log_ent_coef], lr)]
 
@@ -259,7 +259,8 @@ class SAC(L.LightningModule):
         self.tracker.envs.close()
 
 
-@register_baseline("sac", defaults=DEFAULTS, env_families=("continuous_gym",), module_class=SAC)
+@register_baseline("sac", defaults=DEFAULTS, env_families=("continuous_gym",), module_class=SAC,
+                   renamed={"lr": "learning_rate", "lattice_alpha": "alpha"})
 def fit(ctx: RunContext) -> RunOutput:
     """SAC with Gaussian / gSDE / Lattice exploration on continuous-control envs."""
     module = SAC(ctx.env, ctx.seed, **ctx.hparams)
