@@ -56,7 +56,7 @@ def td_control(ctx: RunContext, on_policy: bool) -> RunOutput:
     hp, mdp = ctx.hparams, chain_mdp()
     q_star, _ = value_iteration(mdp, hp["gamma"])
     rng = np.random.default_rng(ctx.seed)
-    alpha, gamma, epsilon = hp["lr"], hp["gamma"], hp["epsilon"]
+    alpha, gamma, epsilon = hp["lr"], hp["gamma"], hp["epsilon"]  # alpha: the notes' symbol for the step size
     next_state, reward, done = mdp.next_state.tolist(), mdp.reward.tolist(), mdp.done.tolist()
     q = np.zeros((mdp.n_states, mdp.n_actions))
     qs = q.tolist()  # the hot loop reads and writes Python floats (numpy scalar indexing is ~10x slower)
