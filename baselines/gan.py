@@ -16,23 +16,25 @@ generator is updated after every ``n_critic``-th one.  Both use Adam(lr, (beta1,
 (baselines.generative_nets.sample_search_setting), which overrides lr, beta1, n_critic, d_batchnorm and the
 loss's constant (gp_lambda / clip).
 
-Driving: the module uses manual optimisation (``toggle_optimizer`` / ``manual_backward``) and runs under the
-Lightning ``Trainer`` by default.  Its per-step overhead, measured in benchmarks/bench_fid.py, is ~2.3 ms of a
-~17.7 ms digits step and ~0.9 ms of a ~4.9 ms 2-D MLP step (CPU, 1 thread): noticeable, not dominant.
-``driver: loop`` runs the same ``training_step`` from a plain loop with a three-attribute trainer stand-in
+Driving: one step is ``update(batch, batch_idx, opt_g, opt_d, backward)`` (manual optimisation, the network not
+being updated ``frozen``).  By default the Lightning ``Trainer`` runs it (``training_step`` passes its optimisers
+and ``manual_backward``); its per-step overhead, measured in benchmarks/bench_fid.py, is ~2.3 ms of a ~17.7 ms
+digits step and ~0.9 ms of a ~4.9 ms 2-D MLP step (CPU, 1 thread): noticeable, not dominant.  ``driver: loop``
+runs the same ``update`` from a plain PyTorch loop with the module's own optimisers and ``Tensor.backward``
 (baselines.generative_nets._plain_loop), bit-identical to the Trainer run, for nets where the overhead would
 dominate.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from baselines.generative_nets import Discriminator, Generator, fit_generative, search_resolver
+from baselines.generative_nets import Discriminator, Generator, fit_generative, frozen, search_resolver
 from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
 
@@ -103,30 +105,31 @@ class GAN(pl.LightningModule):
 
     # --- one step -----------------------------------------------------------------------------------------------
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
-        real = batch[0] if isinstance(batch, (list, tuple)) else batch
-        opt_g, opt_d = self.optimizers()
+        return self.update(batch, batch_idx, *self.optimizers(), backward=self.manual_backward)
 
-        self.toggle_optimizer(opt_d)
-        with torch.no_grad():
-            fake = self.sample(len(real))
-        d_loss = self.discriminator_loss(real, fake)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
-        opt_d.step()
-        if self.hparams.loss == "wgan":
+    def update(self, batch: Any, batch_idx: int, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+               backward: Callable[[torch.Tensor], None]) -> dict[str, torch.Tensor]:
+        """The step with explicit optimisers and backward: the Trainer's (``training_step``) or plain PyTorch's."""
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        with frozen(self.generator):
             with torch.no_grad():
-                for parameter in self.discriminator.parameters():
-                    parameter.clamp_(-self.hparams.clip, self.hparams.clip)
-        self.untoggle_optimizer(opt_d)
+                fake = self.sample(len(real))
+            d_loss = self.discriminator_loss(real, fake)
+            opt_d.zero_grad(set_to_none=True)
+            backward(d_loss)
+            opt_d.step()
+            if self.hparams.loss == "wgan":
+                with torch.no_grad():
+                    for parameter in self.discriminator.parameters():
+                        parameter.clamp_(-self.hparams.clip, self.hparams.clip)
         out = {"d_loss": d_loss.detach()}
 
         if (batch_idx + 1) % self.hparams.n_critic == 0:
-            self.toggle_optimizer(opt_g)
-            g_loss = self.generator_loss(self.sample(len(real)))
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
-            self.untoggle_optimizer(opt_g)
+            with frozen(self.discriminator):
+                g_loss = self.generator_loss(self.sample(len(real)))
+                opt_g.zero_grad(set_to_none=True)
+                backward(g_loss)
+                opt_g.step()
             out["g_loss"] = g_loss.detach()
         return out
 
@@ -148,7 +151,7 @@ DEFAULTS: dict[str, Any] = dict(
     num_evals=4,  # FID evaluations over training (curve fid)
     num_hparam_settings=0,  # H > 0: seed s trains setting s % H of the random search (overrides lr, beta1, ...)
     search_seed=2018,  # seed of the random hyperparameter search
-    driver="trainer",  # trainer (Lightning Trainer) | loop (plain loop, same numbers, less overhead)
+    driver="trainer",  # trainer (Lightning Trainer) | loop (plain PyTorch loop, same numbers, less overhead)
 )
 
 

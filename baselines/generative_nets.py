@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import lightning.pytorch as pl
@@ -98,6 +99,17 @@ class Discriminator(nn.Module):
         return self.net(x)
 
 
+@contextmanager
+def frozen(net: nn.Module) -> Iterator[None]:
+    """``net`` takes no gradients inside the block: the other network's update of a two-player step (what
+    Lightning's ``toggle_optimizer`` does, with no Trainer needed; ``net`` is trainable again after it)."""
+    net.requires_grad_(False)
+    try:
+        yield
+    finally:
+        net.requires_grad_(True)
+
+
 # ------------------------------------------------------------------------------------- Lucic et al.'s search
 def sample_search_setting(index: int, search_seed: int = 2018) -> dict[str, float | int | bool]:
     """Hyperparameter setting ``index`` of Lucic et al.'s *wide* random search (compare_gan's wide ranges).
@@ -144,10 +156,11 @@ def fit_generative(ctx: RunContext, build: Callable[[dict[str, Any], tuple[int, 
     """Train ``build(hparams, data_shape)`` on ``ctx.env`` for ``train_steps`` minibatches, evaluate FID/IS/KID.
 
     Shared by the GAN and the VAE (``ctx.hparams`` has the search setting resolved: :func:`search_resolver`):
-    trains with the Lightning Trainer (or the plain loop, ``driver: loop``), tracks FID on a fixed evaluation noise
-    ``num_evals`` times (curve ``fid``) and returns the final metrics on ``eval_samples`` samples against the
-    held-out real set.  The module must provide ``generate(z)`` and ``hparams.z_dim``; ``training_step`` returns a
-    dict of detached losses.
+    trains with the Lightning Trainer (or a plain PyTorch loop, ``driver: loop``), tracks FID on a fixed evaluation
+    noise ``num_evals`` times (curve ``fid``) and returns the final metrics on ``eval_samples`` samples against the
+    held-out real set.  The module must provide ``generate(z)``, ``hparams.z_dim`` and
+    ``update(batch, batch_idx, *optimizers, backward)`` (what its ``training_step`` runs), which returns a dict of
+    detached losses.
     """
     from suite.envs.generative import load_generative_data
     from suite.metrics.generative import GenerativeEvaluator
@@ -249,39 +262,20 @@ class _RankNoise(pl.Callback):
             torch.manual_seed(rank_seed(self.seed, trainer.global_rank))
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self.replica_sums = replica_checksums(module)
-
-
-class _LoopStrategy:
-    def __init__(self, optimizers: list[torch.optim.Optimizer]) -> None:
-        self._lightning_optimizers = optimizers
-
-    def backward(self, loss: torch.Tensor, optimizer: Any, *args: Any, **kwargs: Any) -> None:
-        loss.backward(*args, **kwargs)
-
-
-class _LoopTrainer:
-    """The three things a manual-optimisation ``training_step`` asks of its trainer: ``optimizers`` (for
-    ``toggle_optimizer``), ``strategy._lightning_optimizers`` (for ``self.optimizers()``) and
-    ``strategy.backward`` (for ``manual_backward``)."""
-
-    def __init__(self, optimizers: list[torch.optim.Optimizer]) -> None:
-        self.optimizers = optimizers
-        self.strategy = _LoopStrategy(optimizers)
+        self.replica_sums = replica_checksums(module, trainer.world_size, module.all_gather)
 
 
 def _plain_loop(module: pl.LightningModule, loader: Any, after_step: Callable[..., None]) -> None:
-    """Run ``module.training_step`` over ``loader`` without the Trainer's per-step hooks (same maths, same RNG use).
+    """Run ``module.update`` over ``loader`` with the module's own optimisers and ``Tensor.backward``: plain
+    PyTorch, no Trainer and no Fabric (whose optimiser and backward wrappers cost ~2-7% of a 2-D GAN step here).
 
-    Measured (benchmarks/bench_fid.py, 1 thread, shared CPU): the Trainer adds ~2.3 ms to a ~17.7 ms digits
-    conv-GAN step (13%) and ~0.9 ms to a ~4.9 ms 2-D MLP step (18%), so it does not dominate and stays the
-    default; this loop gives bit-identical results (tests/test_gan.py) for when it would, e.g. far smaller nets.
+    Same maths and RNG use as the Trainer (bit-identical, tests/test_gan.py).  Measured (benchmarks/bench_fid.py,
+    1 thread, shared CPU): the Trainer adds ~2.3 ms to a ~17.7 ms digits conv-GAN step (13%) and ~0.9 ms to a
+    ~4.9 ms 2-D MLP step (18%), so it does not dominate and stays the default; this loop is for when it would,
+    e.g. far smaller nets.
     """
     optimizers = module.configure_optimizers()
-    module.trainer = _LoopTrainer(optimizers)  # type: ignore[assignment]
+    optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
     module.train()
-    try:
-        for index, batch in enumerate(loader):
-            after_step(module.training_step(batch, index), index)
-    finally:
-        module.trainer = None
+    for index, batch in enumerate(loader):
+        after_step(module.update(batch, index, *optimizers, backward=torch.Tensor.backward), index)

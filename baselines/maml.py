@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call
 
-from baselines.meta_common import SINE_DEFAULTS, SineMetaLearner, fit_sine, mlp_forward, sgd_adapt, weighted
+from baselines.meta_common import SINE_DEFAULTS, SineMetaLearner, fit_sine, mlp_forward, sgd_adapt
 from suite.api import RunContext, RunOutput
 from suite.envs.sinusoid import SineTasks
 from suite.registry import register_baseline
@@ -64,16 +64,11 @@ def maml_loss_vmap(net: torch.nn.Module, tasks: SineTasks, inner_lr: float, inne
 
 
 class MAML(SineMetaLearner):
-    """MAML / first-order MAML for regression with a batched, analytic inner loop."""
+    """MAML / first-order MAML for regression with a batched, analytic inner loop; Adam on its objective."""
 
-    def meta_step(self, tasks: SineTasks) -> torch.Tensor:
+    def forward(self, tasks: SineTasks) -> torch.Tensor:
         h = self.hparams
-        opt = self.optimizers()
-        loss = maml_loss(self.params(), tasks, h.inner_lr, h.inner_steps, h.first_order)
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(weighted(loss, self.rank_weight))
-        opt.step()
-        return loss.detach()
+        return maml_loss(self.params(), tasks, h.inner_lr, h.inner_steps, h.first_order)
 
 
 @register_baseline("maml", defaults={**SINE_DEFAULTS, "first_order": False}, env_families=("sinusoid",),

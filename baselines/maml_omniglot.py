@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.meta_common import split_meta_batch, train_meta_learner, weighted
-from suite.api import RunContext, RunOutput, check_finite
+from baselines.meta_common import MetaLearner, train_meta_learner
+from suite.api import RunContext, RunOutput
 from suite.data.omniglot import EpisodeSampler, load_omniglot, parse_env, split_characters
 from suite.registry import register_baseline
 
@@ -44,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "rotations": True,  # 90/180/270-degree rotations of each character count as new classes
     "eval_tasks": 600,  # held-out episodes of the evaluation
     "eval_batch": 50,  # held-out episodes evaluated at once
-    "iters_per_step": 10,  # meta-iterations per Lightning training_step
+    "iters_per_step": 10,  # meta-iterations per chunk (progress, divergence check and checkpoint once per chunk)
     "curve_points": 50,  # points of the meta_loss learning curve
 }
 
@@ -65,27 +64,16 @@ class ConvNet(nn.Module):
         return self.head(self.features(x).flatten(1))
 
 
-class MAMLClassifier(L.LightningModule):
-    """Meta-trains ConvNet's initialisation on episodes from ``sampler`` (set before fitting)."""
+class MAMLClassifier(MetaLearner):
+    """Meta-trains ConvNet's initialisation on episodes from ``sampler`` (set before fitting); Adam on its objective."""
 
     def __init__(self, n_way: int = 5, k_shot: int = 1, seed: int = 0, **hparams: Any) -> None:
-        super().__init__()
+        cfg = {**hparams, **{k: v for k, v in PAPER[5 if n_way <= 5 else 20].items() if hparams.get(k) is None}}
+        super().__init__(seed, cfg["meta_batch"])
         self.save_hyperparameters()
-        self.automatic_optimization = False
-        self.cfg = {**hparams, **{k: v for k, v in PAPER[5 if n_way <= 5 else 20].items()
-                                      if hparams.get(k) is None}}
+        self.cfg = cfg
         self.net = ConvNet(n_way, self.hparams.channels)
-        self.task_rng = torch.Generator().manual_seed(seed)
         self.sampler: EpisodeSampler | None = None
-        self.iteration = 0
-        self.meta_loss_curve: list[tuple[float, float]] = []
-        self._loss_sum, self._loss_count = 0.0, 0
-        self.progress: Any = lambda step, total: None
-        self.live_log: Any = lambda step, **metrics: None  # ctx.log, at each curve point (meta-iterations)
-        self.tasks_per_rank, self.rank_weight = self.cfg["meta_batch"], 1.0
-
-    def on_fit_start(self) -> None:
-        self.tasks_per_rank, self.rank_weight = split_meta_batch(self, self.hparams.seed, self.cfg["meta_batch"])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.outer_lr)
@@ -126,26 +114,12 @@ class MAMLClassifier(L.LightningModule):
         losses = F.cross_entropy(logits.flatten(0, 1), yq.flatten(), reduction="none").view(t, -1).mean(1)
         return losses, (logits.argmax(-1) == yq).float().mean(1)
 
-    def training_step(self, batch: Any, batch_idx: int) -> None:
-        h, opt = self.hparams, self.optimizers()
-        n = min(h.iters_per_step, h.meta_iterations - self.iteration)
-        log_every = max(1, h.meta_iterations // h.curve_points)
-        for _ in range(n):
-            episode = self.sampler.sample(self.tasks_per_rank, self.task_rng)
-            losses, _ = self.episode_losses(episode, self.cfg["inner_steps"], h.first_order)
-            loss = losses.mean()
-            opt.zero_grad(set_to_none=True)
-            self.manual_backward(weighted(loss, self.rank_weight))
-            opt.step()
-            self.iteration += 1
-            self._loss_sum += float(loss)
-            self._loss_count += 1
-            if self.iteration % log_every == 0:
-                self.meta_loss_curve.append((self.iteration, self._loss_sum / self._loss_count))
-                self._loss_sum, self._loss_count = 0.0, 0
-                self.live_log(self.iteration, meta_loss=self.meta_loss_curve[-1][1])
-        check_finite(loss, self.iteration, "meta_loss")
-        self.progress(self.iteration, h.meta_iterations)
+    def draw_tasks(self, count: int) -> tuple[torch.Tensor, ...]:
+        return self.sampler.sample(count, self.task_rng)
+
+    def forward(self, episode: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The meta-objective: mean query cross-entropy after the training inner steps."""
+        return self.episode_losses(episode, self.cfg["inner_steps"], self.hparams.first_order)[0].mean()
 
     def evaluate(self, sampler: EpisodeSampler) -> list[float]:
         """Mean query accuracy (%) after 0..eval_steps inner steps on fixed held-out episodes."""
@@ -156,10 +130,10 @@ class MAMLClassifier(L.LightningModule):
         totals = torch.zeros(steps + 1)
         done = 0
         while done < h.eval_tasks:
-            episode = sampler.sample(min(h.eval_batch, h.eval_tasks - done), rng)
+            episode = [t.to(self.device) for t in sampler.sample(min(h.eval_batch, h.eval_tasks - done), rng)]
             for k in range(steps + 1):
                 with torch.no_grad():
-                    totals[k] += self.episode_losses(episode, k, True, params)[1].sum()
+                    totals[k] += self.episode_losses(episode, k, True, params)[1].sum().cpu()
             done += episode[0].shape[0]
         return (100.0 * totals / done).tolist()
 
@@ -190,5 +164,6 @@ def fit_maml_omniglot(ctx: RunContext) -> RunOutput:
         curves={"adaptation": [(float(k), a) for k, a in enumerate(accuracy)], "meta_loss": module.meta_loss_curve},
         steps=module.iteration,
         step_unit="meta-iterations",
-        extras={"train_seconds": seconds},
+        extras={"train_seconds": seconds,
+                **({"replica_param_sums": module.replica_sums} if module.replica_sums else {})},
     )

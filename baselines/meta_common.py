@@ -1,4 +1,5 @@
-"""Shared machinery of the sinusoid meta-learners (MAML, first-order MAML, Reptile, pre-training, oracle).
+"""Shared machinery of the meta-learners: the batched MLP of the sinusoid ones (MAML, first-order MAML, Reptile,
+pre-training, oracle) and the Fabric training loop of all of them (Omniglot MAML too).
 
 The hot path is a ReLU MLP evaluated for a whole batch of tasks at once: per-task weights carry a
 leading task dimension ``(T, out, in)`` and every layer is one batched matmul.  The inner-loop
@@ -10,16 +11,20 @@ because vmap re-derives the backward graph on every call and materialises per-ta
 shared weights at step 0, while here step 0 runs on the shared weights with the tasks folded into
 the batch.
 
-A meta-learner subclasses :class:`SineMetaLearner` and implements ``meta_step``; :func:`fit_meta`
-drives it with a Lightning Trainer whose every ``training_step`` runs a chunk of meta-iterations
-(one Trainer step per meta-iteration would cost more in Lightning overhead than the step itself).
+Every meta-learner here (the sinusoid ones and Omniglot MAML) subclasses :class:`MetaLearner` and is
+trained by :func:`train_meta_learner` with Lightning Fabric, in chunks of ``iters_per_step``
+meta-iterations: after each chunk the loop checks for divergence, reports progress and saves a checkpoint
+when one is due, so a re-run resumes from the last chunk boundary with bit-identical results.  A learner
+gives its meta-objective as ``forward(tasks)`` and its update as ``meta_step``: Adam on the objective unless
+it overrides it (Reptile does).  Under DDP each rank draws its share of the meta-batch and the update
+averages the ranks' gradients (``suite.distributed.average_gradients``) before the optimiser step.
 """
 
 from __future__ import annotations
 
 import abc
-import math
 import time
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -27,7 +32,8 @@ import torch
 from torch import nn
 
 from suite.api import RunContext, RunOutput, Throttle, check_finite
-from suite.distributed import module_world_size, rank_seed, replica_checksums
+from suite.checkpoint import Checkpointer, rng_state, set_rng_state
+from suite.distributed import average_gradients, rank_seed, replica_checksums
 from suite.envs.sinusoid import SineTasks, eval_tasks, k_shot_of, sample_tasks
 
 Params = list[torch.Tensor]  # [W1, b1, W2, b2, ...]; W (out, in) or (T, out, in), b (out,) or (T, out)
@@ -45,7 +51,7 @@ SINE_DEFAULTS: dict[str, Any] = {
     "eval_query": 100,  # query points per held-out task
     "eval_steps": 10,  # adaptation steps at test time (mse_step0 .. mse_step<eval_steps>)
     "eval_lr": 0.01,  # the same step size for every variant at test time, as in Fig. 2
-    "iters_per_step": 50,  # meta-iterations per Lightning training_step
+    "iters_per_step": 50,  # meta-iterations per chunk (progress, divergence check and checkpoint once per chunk)
     "curve_points": 50,  # points of the meta_loss learning curve
     "eval_points": 10,  # mid-training evaluations (mse_step1 on the held-out tasks)
 }
@@ -128,22 +134,19 @@ def make_mlp(in_dim: int, hidden: int, layers: int, out_dim: int = 1) -> nn.Sequ
 
 
 # ---------------------------------------------------------------------------- several devices (DDP)
-def split_meta_batch(module: L.LightningModule, seed: int, meta_batch: int) -> tuple[int, float]:
-    """(tasks this rank draws, weight of its mean loss); call from ``on_fit_start``.
+def split_meta_batch(rank: int, world: int, meta_batch: int) -> tuple[int, float]:
+    """(tasks rank ``rank`` of ``world`` draws, weight of its mean loss).
 
     Under DDP each of W ranks draws its share of the meta-batch (M // W, the first M % W ranks one more)
     from its own task stream, and scales its mean loss by ``share * W / M``, so DDP's average of the
     ranks' gradients is exactly the gradient of the mean over all M tasks, even when W does not divide M.
-    On one device: (M, 1.0) and the task stream is untouched, so records stay bit-identical.
+    On one device: (M, 1.0).
     """
-    world = module_world_size(module)
     if world == 1:
         return meta_batch, 1.0
     if meta_batch < world:
         raise ValueError(f"meta_batch {meta_batch} is smaller than the {world} devices")
-    rank = module.global_rank
     share = meta_batch // world + (rank < meta_batch % world)
-    module.task_rng = torch.Generator().manual_seed(rank_seed(seed, rank))
     return share, share * world / meta_batch
 
 
@@ -152,43 +155,138 @@ def weighted(loss: torch.Tensor, weight: float) -> torch.Tensor:
     return loss if weight == 1.0 else loss * weight
 
 
-def average_gradients(module: L.LightningModule, params: Params) -> None:
-    """Mean of ``.grad`` over ranks, for updates that set gradients without a backward (Reptile)."""
-    if module_world_size(module) > 1:
-        for p in params:
-            p.grad = module.trainer.strategy.reduce(p.grad, reduce_op="mean")
+# ---------------------------------------------------------------------------- the meta-learner and its Fabric loop
+class MetaLearner(L.LightningModule, abc.ABC):
+    """What :func:`train_meta_learner` drives: a task stream, the meta-update, the run's counters and curves."""
+
+    eval_name = ""  # the held-out score tracked ``eval_points`` times during training (see ``score_during_training``)
+
+    def __init__(self, seed: int, meta_batch: int) -> None:
+        super().__init__()
+        self.task_rng = torch.Generator().manual_seed(seed)
+        self.meta_batch = meta_batch
+        self.tasks_per_rank, self.rank_weight = meta_batch, 1.0  # this rank's share (DDP: split_meta_batch)
+        self.iteration = 0
+        self.loss_sum, self.loss_count = 0.0, 0  # the objective since the last curve point
+        self.meta_loss_curve: list[tuple[float, float]] = []
+        self.eval_curve: list[tuple[float, float]] = []
+        self.replica_sums: list[float] = []
+
+    @abc.abstractmethod
+    def draw_tasks(self, count: int) -> Any:
+        """A meta-batch of ``count`` tasks drawn from ``self.task_rng`` (on the host)."""
+
+    def meta_step(self, tasks: Any) -> torch.Tensor:
+        """One meta-iteration: an optimiser step on the objective ``self(tasks)``; returns it, detached."""
+        opt = self.optimizers()
+        loss = self(tasks)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(weighted(loss, self.rank_weight))
+        average_gradients(self.fabric, self.parameters())  # DDP: the mean over ranks (a no-op on one device)
+        opt.step()
+        return loss.detach()
+
+    def score_during_training(self) -> float:
+        """The held-out score ``eval_name`` (only asked for when the hyperparameter ``eval_points`` > 0)."""
+        raise NotImplementedError(f"{type(self).__name__} has no evaluation during training")
+
+    def progress_state(self) -> dict[str, Any]:
+        """The counters and curves a checkpoint needs besides weights, optimiser and random streams."""
+        return {"iteration": self.iteration, "loss_sum": self.loss_sum, "loss_count": self.loss_count,
+                "meta_loss_curve": list(self.meta_loss_curve), "eval_curve": list(self.eval_curve)}
+
+    def load_progress_state(self, state: dict[str, Any]) -> None:
+        self.iteration, self.loss_sum, self.loss_count = state["iteration"], state["loss_sum"], state["loss_count"]
+        self.meta_loss_curve, self.eval_curve = list(state["meta_loss_curve"]), list(state["eval_curve"])
 
 
-# ---------------------------------------------------------------------------- Lightning module and fit loop
-class SineMetaLearner(L.LightningModule, abc.ABC):
-    """Base: an MLP, a task stream from the run's seed, a chunked manual-optimisation training step."""
+def _task_rng_states(fabric: L.Fabric, module: MetaLearner) -> torch.Tensor:
+    """Every rank's task-stream state, ``(world, n)`` (a collective under DDP: each rank draws its own tasks)."""
+    state = module.task_rng.get_state()
+    if fabric.world_size == 1:
+        return state[None]
+    return fabric.all_gather(state).cpu().reshape(fabric.world_size, -1)
+
+
+def _state(module: MetaLearner, optimizer: torch.optim.Optimizer, task_rngs: torch.Tensor,
+           seconds: float) -> dict[str, Any]:
+    """Everything a resumed run needs: weights, optimiser, every rank's task stream, counters, curves, RNGs."""
+    return {"module": module.state_dict(), "optimizer": optimizer.state_dict(), "task_rngs": task_rngs,
+            "progress": module.progress_state(), "rng": rng_state(), "train_seconds": seconds}
+
+
+def train_meta_learner(module: MetaLearner, ctx: RunContext | None = None) -> float:
+    """Meta-train ``module`` for ``hparams.meta_iterations`` meta-iterations with Lightning Fabric.
+
+    Runs on ``ctx``'s device(s) (none: one CPU), resumes from ``ctx.checkpoint`` when the run left one and saves
+    one at chunk boundaries when due.  Returns the seconds of training, those of interrupted attempts included.
+    """
+    h = module.hparams
+    fabric = ctx.fabric() if ctx is not None else L.Fabric(accelerator="cpu", devices=1)
+    checkpoint = ctx.checkpoint if ctx is not None else Checkpointer()
+    log = ctx.log if ctx is not None else lambda step, **metrics: None
+    progress = Throttle(ctx.progress) if ctx is not None else lambda step, total: None
+    _, optimizer = fabric.setup(module, module.configure_optimizers())
+    rank, world = fabric.global_rank, fabric.world_size
+    if world > 1:
+        module.tasks_per_rank, module.rank_weight = split_meta_batch(rank, world, module.meta_batch)
+        module.task_rng = torch.Generator().manual_seed(rank_seed(h.seed, rank))
+    prior_seconds = 0.0
+    saved = checkpoint.load()
+    if saved is not None:  # every rank resumes from rank 0's file, each with its own task stream
+        module.load_state_dict(saved["module"])
+        optimizer.load_state_dict(saved["optimizer"])
+        module.task_rng.set_state(saved["task_rngs"][rank])
+        module.load_progress_state(saved["progress"])
+        set_rng_state(saved["rng"])
+        prior_seconds = saved["train_seconds"]
+
+    total = h.meta_iterations
+    log_every = max(1, total // h.curve_points)
+    eval_every = max(1, total // h.eval_points) if h.get("eval_points") else 0
+    on_host = fabric.device.type == "cpu"  # task streams are drawn on the host from a CPU generator
+    start = time.perf_counter()
+    while module.iteration < total:
+        n = min(h.iters_per_step, total - module.iteration)
+        losses = torch.empty(n)
+        for j in range(n):
+            tasks = module.draw_tasks(module.tasks_per_rank)
+            with fabric.autocast():  # the run's precision over the whole meta-step (32-true: a no-op)
+                losses[j] = module.meta_step(tasks if on_host else fabric.to_device(tasks))
+            module.iteration += 1
+            module.loss_sum += float(losses[j])
+            module.loss_count += 1
+            if module.iteration % log_every == 0:  # the curve shows the mean objective since the last point
+                module.meta_loss_curve.append((module.iteration, module.loss_sum / module.loss_count))
+                module.loss_sum, module.loss_count = 0.0, 0
+                log(module.iteration, meta_loss=module.meta_loss_curve[-1][1])
+            if eval_every and module.iteration % eval_every == 0:
+                module.eval_curve.append((module.iteration, module.score_during_training()))
+                log(module.iteration, **{module.eval_name: module.eval_curve[-1][1]})
+        check_finite(losses.mean(), module.iteration, "meta_loss")
+        progress(module.iteration, total)
+        task_rngs = _task_rng_states(fabric, module)  # every chunk: under DDP a collective, rank 0 alone saves
+        if module.iteration < total:
+            seconds = prior_seconds + time.perf_counter() - start
+            checkpoint.maybe_save(module.iteration, partial(_state, module, optimizer, task_rngs, seconds))
+    seconds = prior_seconds + time.perf_counter() - start
+    module.replica_sums = replica_checksums(module, world, fabric.all_gather)
+    return seconds
+
+
+class SineMetaLearner(MetaLearner):
+    """Base of the sinusoid learners: the MLP, a task stream from the run's seed, held-out evaluation."""
 
     oracle_inputs = False  # the oracle sees (x, amplitude, phase)
+    eval_name = "eval_mse_step1"
 
     def __init__(self, k_shot: int = 10, seed: int = 0, **hparams: Any) -> None:
-        super().__init__()
+        super().__init__(seed, hparams["meta_batch"])
         self.save_hyperparameters()
-        self.automatic_optimization = False
         h = self.hparams
         self.net = make_mlp(3 if self.oracle_inputs else 1, h.hidden, h.layers)
         self.k_query = h.k_query or k_shot
-        self.task_rng = torch.Generator().manual_seed(seed)
-        self.iteration = 0
-        self.loss_sum = 0.0
-        self.loss_count = 0
-        self.meta_loss_curve: list[tuple[float, float]] = []
-        self.eval_curve: list[tuple[float, float]] = []
         self.eval_set: SineTasks | None = None
-        self.progress: Any = lambda step, total: None
-        self.live_log: Any = lambda step, **metrics: None  # ctx.log, at each curve point (meta-iterations)
-        self.tasks_per_rank, self.rank_weight = h.meta_batch, 1.0
-        self.replica_sums: list[float] = []
-
-    def on_fit_start(self) -> None:
-        self.tasks_per_rank, self.rank_weight = split_meta_batch(self, self.hparams.seed, self.hparams.meta_batch)
-
-    def on_train_end(self) -> None:
-        self.replica_sums = replica_checksums(self)
 
     def params(self) -> Params:
         return [t for layer in self.net if isinstance(layer, nn.Linear) for t in (layer.weight, layer.bias)]
@@ -199,32 +297,11 @@ class SineMetaLearner(L.LightningModule, abc.ABC):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.outer_lr)
 
-    @abc.abstractmethod
-    def meta_step(self, tasks: SineTasks) -> torch.Tensor:
-        """One meta-iteration on a batch of tasks; returns the (detached) objective it minimised."""
+    def draw_tasks(self, count: int) -> SineTasks:
+        return sample_tasks(count, self.hparams.k_shot, self.k_query, self.task_rng)
 
-    def training_step(self, batch: Any, batch_idx: int) -> None:
-        h = self.hparams
-        total = h.meta_iterations
-        n = min(h.iters_per_step, total - self.iteration)
-        losses = torch.empty(n)
-        log_every = max(1, total // h.curve_points)
-        eval_every = max(1, total // h.eval_points) if h.eval_points else 0
-        for j in range(n):
-            tasks = sample_tasks(self.tasks_per_rank, h.k_shot, self.k_query, self.task_rng)
-            losses[j] = self.meta_step(tasks)
-            self.iteration += 1
-            self.loss_sum += float(losses[j])
-            self.loss_count += 1
-            if self.iteration % log_every == 0:  # the curve shows the mean objective since the last point
-                self.meta_loss_curve.append((self.iteration, self.loss_sum / self.loss_count))
-                self.loss_sum, self.loss_count = 0.0, 0
-                self.live_log(self.iteration, meta_loss=self.meta_loss_curve[-1][1])
-            if eval_every and self.iteration % eval_every == 0:
-                self.eval_curve.append((self.iteration, self.evaluate(steps=1)[1]))
-                self.live_log(self.iteration, eval_mse_step1=self.eval_curve[-1][1])
-        check_finite(losses.mean(), self.iteration, "meta_loss")
-        self.progress(self.iteration, total)
+    def score_during_training(self) -> float:
+        return self.evaluate(steps=1)[1]
 
     def evaluate(self, steps: int | None = None) -> list[float]:
         """MSE on the fixed held-out tasks after 0..steps SGD steps on their K support points."""
@@ -235,35 +312,6 @@ class SineMetaLearner(L.LightningModule, abc.ABC):
         return adaptation_curve(self.params(), self.inputs(t, t.x_support), t.y_support,
                                 self.inputs(t, t.x_query), t.y_query, h.eval_lr,
                                 h.eval_steps if steps is None else steps)
-
-
-class _Chunks(torch.utils.data.Dataset):
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> int:
-        return i
-
-
-def train_meta_learner(module: L.LightningModule, ctx: RunContext | None = None, **trainer_overrides: Any) -> float:
-    """Run ``module.hparams.meta_iterations`` meta-iterations under a Lightning Trainer; returns seconds."""
-    h = module.hparams
-    n_chunks = math.ceil(h.meta_iterations / h.iters_per_step)
-    loader = torch.utils.data.DataLoader(_Chunks(n_chunks), batch_size=None, shuffle=False)
-    kwargs = ctx.trainer_kwargs() if ctx is not None else dict(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, deterministic=True)
-    # The loader only counts chunks of meta-iterations; under DDP every rank runs all of them.
-    kwargs.update(max_epochs=1, num_sanity_val_steps=0, use_distributed_sampler=False, **trainer_overrides)
-    if ctx is not None:
-        module.progress = Throttle(ctx.progress)
-        module.live_log = ctx.log
-    start = time.perf_counter()
-    L.Trainer(**kwargs).fit(module, loader)
-    return time.perf_counter() - start
 
 
 def fit_sine(module_class: type[SineMetaLearner], ctx: RunContext) -> RunOutput:

@@ -12,16 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from baselines.meta_common import (
-    SINE_DEFAULTS,
-    SineMetaLearner,
-    average_gradients,
-    fit_sine,
-    mlp_forward,
-    sgd_adapt,
-    weighted,
-)
+from baselines.meta_common import SINE_DEFAULTS, SineMetaLearner, fit_sine, mlp_forward, sgd_adapt, weighted
 from suite.api import RunContext, RunOutput
+from suite.distributed import average_gradients
 from suite.envs.sinusoid import SineTasks
 from suite.registry import register_baseline
 
@@ -37,18 +30,17 @@ REPTILE_DEFAULTS = {
 class Reptile(SineMetaLearner):
     """Batched Reptile: all tasks of a meta-batch adapt at once with the analytic MLP gradient."""
 
-    def configure_optimizers(self):  # noqa: ANN201 - Lightning's optimizer/scheduler dict
+    def configure_optimizers(self) -> torch.optim.Optimizer:
         # sgd: theta += eps (mean(phi) - theta), Nichol et al.'s update; adam: (theta - mean(phi)) fed to Adam,
         # the variant the paper mentions (Sec. 3) and uses for its few-shot classification runs
         make = torch.optim.SGD if self.hparams.outer_optimizer == "sgd" else torch.optim.Adam
-        opt = make(self.parameters(), lr=self.hparams.outer_lr)
-        total = self.hparams.meta_iterations
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1.0 - i / total))
-        return {"optimizer": opt, "lr_scheduler": sched}
+        return make(self.parameters(), lr=self.hparams.outer_lr)
 
     def meta_step(self, tasks: SineTasks) -> torch.Tensor:
         h = self.hparams
         opt = self.optimizers()
+        for group in opt.param_groups:  # eps annealed linearly to 0 over training
+            group["lr"] = h.outer_lr * max(0.0, 1.0 - self.iteration / h.meta_iterations)
         x = torch.cat([tasks.x_support, tasks.x_query], dim=1)
         y = torch.cat([tasks.y_support, tasks.y_query], dim=1)
         params = self.params()
@@ -56,11 +48,10 @@ class Reptile(SineMetaLearner):
             adapted = sgd_adapt(params, x, y, h.inner_lr, h.inner_steps, create_graph=False)
             for p, phi in zip(params, adapted):
                 p.grad = weighted(p - phi.mean(dim=0), self.rank_weight)
-            average_gradients(self, params)  # no backward pass, so DDP's hooks never see these
+            average_gradients(self.fabric, params)  # no backward pass, so DDP never sees these
             # the objective reported is the post-adaptation loss on the task's own points
             loss = (mlp_forward(adapted, x) - y).pow(2).mean()
         opt.step()
-        self.lr_schedulers().step()
         return loss
 
 

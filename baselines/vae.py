@@ -13,6 +13,7 @@ VAE over learning rate and beta1 only).  Manual optimisation keeps the step driv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -53,12 +54,16 @@ class VAE(pl.LightningModule):
         return recon.flatten(1).sum(dim=1).mean(), kl.mean()
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self.update(batch, batch_idx, self.optimizers(), backward=self.manual_backward)
+
+    def update(self, batch: Any, batch_idx: int, optimizer: torch.optim.Optimizer,
+               backward: Callable[[torch.Tensor], None]) -> dict[str, torch.Tensor]:
+        """The step with an explicit optimiser and backward: the Trainer's (``training_step``) or plain PyTorch's."""
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        optimizer = self.optimizers()
         recon, kl = self.negative_elbo(x)
         loss = recon + kl
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        backward(loss)
         optimizer.step()
         return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
 
@@ -76,7 +81,7 @@ DEFAULTS: dict[str, Any] = dict(
     num_evals=4,  # FID evaluations over training (curve fid)
     num_hparam_settings=0,  # H > 0: seed s trains setting s % H of the GANs' random search (lr, beta1)
     search_seed=2018,  # seed of the random hyperparameter search
-    driver="trainer",  # trainer (Lightning Trainer) | loop (plain loop, same numbers, less overhead)
+    driver="trainer",  # trainer (Lightning Trainer) | loop (plain PyTorch loop, same numbers, less overhead)
 )
 
 

@@ -4,7 +4,7 @@
 - The Frechet distance's matrix-square-root path (symmetric ``eigh``) against torchmetrics' own
   (``eigvals(S1 @ S2)``) at the Inception feature size, 2048: ours must not be slower.
 - Generator sampling throughput (samples/s) of the digits generator.
-- The Lightning Trainer's per-step overhead over the plain loop driver (same training_step).
+- The Lightning Trainer's per-step overhead over the plain loop driver (`driver: loop`, same ``update``).
 
 Run: ``OMP_NUM_THREADS=1 flock /tmp/suite-heavy.lock .venv/bin/python -m pytest benchmarks/bench_fid.py``
 """

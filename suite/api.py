@@ -104,7 +104,9 @@ class RunContext:
         their training loop (DQN, PPO, SAC, the meta-learners, continual learning).
 
         Several devices mean DDP under torchrun (:mod:`suite.distributed` starts the ranks; Fabric finds their
-        environment and launches nothing).  Logging goes through :meth:`log`, checkpoints through ``checkpoint``.
+        environment and launches nothing).  The Fabric comes back launched, i.e. ready for ``fabric.setup``: under
+        torchrun ``launch()`` only joins the process group, on one device it does nothing.  Logging goes through
+        :meth:`log`, checkpoints through ``checkpoint``.
         """
         import lightning as L  # noqa: PLC0415 (keeps `import suite.api` light for the CLI)
 
@@ -112,7 +114,9 @@ class RunContext:
         if self.world_size > 1:
             kwargs["strategy"] = "ddp"
         kwargs.update(overrides)
-        return L.Fabric(**kwargs)
+        fabric = L.Fabric(**kwargs)
+        fabric.launch()  # a no-op when called again
+        return fabric
 
     def trainer_kwargs(self, find_unused_parameters: bool = False, **overrides: Any) -> dict[str, Any]:
         """``lightning.Trainer`` keyword arguments: quiet, deterministic, on the requested device(s).

@@ -1,16 +1,18 @@
 """Multi-device runs: one run as N DDP ranks under ``torchrun``.
 
 ``--devices N`` (N > 1) turns each run into N processes started by ``torch.distributed.run``; inside
-them Lightning's DDP strategy finds the torchrun environment and does not launch processes itself.
+them Lightning's DDP strategy (Fabric's or the Trainer's) finds the torchrun environment and does not
+launch processes itself.
 Why torchrun and not Lightning's own launchers: the ``ddp`` launcher re-executes ``sys.argv`` (here
 the sweep command, not the run), and ``ddp_spawn``/``ddp_fork`` hand back only rank 0's weights, not
 the curves and metrics a baseline keeps on its module.  With torchrun every rank runs the ordinary
 ``fit(ctx)``; rank 0 pickles its :class:`~suite.api.RunOutput` (or the exception it raised) to a file
 the sweep worker reads, so records, timeouts and failure isolation are the same as a one-device run.
 
-What a rank does differently is the baseline's business, through :func:`rank_and_world`:
-meta-learners split the meta-batch across ranks with rank-specific task streams, generative models
-get a ``DistributedSampler`` from Lightning, the continual MLPs train on a slice of every minibatch.
+What a rank does differently is the baseline's business, through its Fabric's (or Trainer's)
+``global_rank`` and ``world_size``: meta-learners split the meta-batch across ranks with rank-specific
+task streams, generative models get a ``DistributedSampler`` from the Trainer, the continual MLPs train
+on a slice of every minibatch.
 In every case the global batch and the number of updates are those of the one-device run.  Baselines
 that cannot use several devices (the RL agents run vectorised envs on one device) register without
 ``distributed=True`` and a multi-device run of them fails with a one-line error.
@@ -25,6 +27,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,7 @@ from suite.api import RunContext, RunOutput, world_size_of
 from suite.jobs import Job, run_context
 from suite.process import quiet_lightning, seed_everything, set_parent_death_signal
 
-__all__ = ["launch", "module_world_size", "rank_and_world", "rank_seed", "replica_checksums", "world_size_of"]
+__all__ = ["average_gradients", "launch", "rank_and_world", "rank_seed", "replica_checksums", "world_size_of"]
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -53,19 +56,37 @@ def rank_seed(seed: int, rank: int) -> int:
     return seed * 1_000_003 + rank + 1
 
 
-def module_world_size(module: Any) -> int:
-    """Ranks of the Trainer ``module`` is attached to (1 without a Trainer)."""
-    return module._trainer.world_size if module._trainer is not None else 1
+def average_gradients(fabric: Any, params: Iterable[Any]) -> None:
+    """Mean of the parameters' ``.grad`` over the ranks of ``fabric``, in one all-reduce of the flattened gradients;
+    a no-op on one device.
 
-
-def replica_checksums(module: Any) -> list[float]:
-    """Sum of all weights on every rank (a collective; call inside ``fit``): equal entries = replicas in sync."""
+    Baselines that own their loop call it between ``fabric.backward`` and the optimiser step instead of letting
+    DDP's backward hooks average: those only fire when every forward goes through Fabric's module wrapper, whose
+    per-call bookkeeping costs more than the collective saves on these small networks (2-4% of a step).  Also
+    for updates that set ``.grad`` without a backward (Reptile).
+    """
     import torch
 
-    if module_world_size(module) == 1:
+    if fabric.world_size == 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    mean = fabric.all_reduce(torch.cat([g.flatten() for g in grads]), reduce_op="mean")
+    for g, averaged in zip(grads, mean.split([g.numel() for g in grads]), strict=True):
+        g.copy_(averaged.view_as(g))
+
+
+def replica_checksums(module: Any, world_size: int, all_gather: Callable[[Any], Any]) -> list[float]:
+    """Sum of all weights on every rank (a collective; call on every rank): equal entries = replicas in sync.
+
+    ``world_size`` and ``all_gather`` are the run's driver's: ``fabric.world_size`` and ``fabric.all_gather``, or a
+    Trainer's ``trainer.world_size`` and ``module.all_gather``.  One rank: ``[]``.
+    """
+    import torch
+
+    if world_size == 1:
         return []
     local = torch.stack([p.detach().double().sum() for p in module.parameters()]).sum()
-    return module.all_gather(local).flatten().tolist()
+    return all_gather(local).flatten().tolist()
 
 
 def launch(job: Job, ctx: RunContext, world: int) -> RunOutput:

@@ -40,7 +40,7 @@ def test_ewc_forgets_less_than_finetuning_on_two_tasks(tmp_path: Path) -> None:
     assert r_ewc[2][1] > 0.7  # and still learns task 2
 
 
-def test_same_seed_is_bit_identical_and_trainer_loop_matches(tmp_path: Path) -> None:
+def test_same_seed_is_bit_identical_and_the_loop_key_is_a_no_op(tmp_path: Path) -> None:
     a = run("permuted-digits-2", "si", tmp_path, c=10.0, epochs=1, eval_every=1)
     b = run("permuted-digits-2", "si", tmp_path, c=10.0, epochs=1, eval_every=1, loop="trainer")
     c = run("permuted-digits-2", "si", tmp_path, seed=1, c=10.0, epochs=1, eval_every=1)

@@ -82,7 +82,7 @@ def test_short_runs_are_deterministic_and_drivers_agree(tmp_path: Path) -> None:
     assert first.extras["hparams_search"]["hp_index"] == 1
     assert first.extras["feature_extractor"] == "digits-classifier-v1" and first.extras["num_samples"] == 400
     assert first.extras["feature_extractor_accuracy"] > 0.95
-    vae = [_run("vae", "digits", 1, tmp_path, train_steps=12).metrics for _ in range(2)]
+    vae = [_run("vae", "digits", 1, tmp_path, train_steps=12, driver=driver).metrics for driver in ("trainer", "loop")]
     assert vae[0] == vae[1]
 
 

@@ -154,3 +154,44 @@ def test_the_harness_resolves_the_papers_values_the_module_would_fill_in(env: st
     declared = MAMLClassifier(n_way=n_way, k_shot=k_shot, **{**DEFAULTS, "channels": 8})
     ran = MAMLClassifier(n_way=n_way, k_shot=k_shot, **{**resolved, "channels": 8})
     assert {k: ran.cfg[k] for k in PAPER[n_way]} == {k: declared.cfg[k] for k in PAPER[n_way]}
+
+
+def test_killed_at_half_and_resumed_meta_training_is_bit_identical(omniglot_folder: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """20 meta-iterations in chunks of 5, checkpointed every 10 and killed after the first checkpoint (mid-way
+    between two curve points): the resumed run ends with the uninterrupted run's weights, optimiser and curve."""
+    from suite.api import RunContext
+    from suite.checkpoint import Checkpointer
+
+    images = read_character_folders(omniglot_folder)
+    hp = {**DEFAULTS, "channels": 8, "meta_iterations": 20, "meta_batch": 2, "iters_per_step": 5, "curve_points": 3}
+
+    def train(checkpoint: Checkpointer) -> MAMLClassifier:
+        torch.manual_seed(0)
+        module = MAMLClassifier(n_way=3, k_shot=1, **hp)
+        module.sampler = EpisodeSampler(images, 3, 1, 1)
+        ctx = RunContext("t", "maml", "omniglot-3way-1shot", 0, "test", "maml_omniglot", hp, tmp_path,
+                         checkpoint=checkpoint)
+        train_meta_learner(module, ctx)
+        return module
+
+    uninterrupted = train(Checkpointer())
+    original = Checkpointer.save
+
+    class Killed(Exception):
+        """A kill right after the checkpoint reached the disk."""
+
+    def save_then_die(self: Checkpointer, step: int, state: dict) -> Path:
+        original(self, step, state)
+        raise Killed
+
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
+    with pytest.raises(Killed):
+        train(Checkpointer(tmp_path / "live", every=10))
+    monkeypatch.setattr(Checkpointer, "save", original)
+    resumed_checkpoint = Checkpointer(tmp_path / "live", every=10)
+    resumed = train(resumed_checkpoint)
+    assert resumed_checkpoint.resumed_step == 10 and resumed.iteration == 20
+    assert resumed.meta_loss_curve == uninterrupted.meta_loss_curve and len(resumed.meta_loss_curve) == 3
+    for a, b in zip(resumed.parameters(), uninterrupted.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -19,7 +19,7 @@ from suite.store import RunKey, config_hash, live_path
 from suite.sweep import run_sweep
 from tests.records import make_record
 
-TIMING = ("time_s", "train_fps")  # wall-clock extras: never reproducible, not results
+TIMING = ("time_s", "train_fps", "train_seconds", "ms_per_meta_iteration")  # wall-clock extras: never reproducible, not results
 
 
 class Killed(Exception):
@@ -120,6 +120,16 @@ def test_continual_ewc_killed_at_half_and_resumed_is_bit_identical(tmp_path, mon
     full = run_one(_job("continual", "permuted-digits-3", hp))
     per_task = full.steps // 3
     _kill_and_resume(tmp_path, monkeypatch, "continual", "permuted-digits-3", hp, every=1, half=3 * per_task // 2)
+
+
+@pytest.mark.parametrize("baseline", ["maml", "reptile"])
+def test_meta_learner_killed_at_half_and_resumed_is_bit_identical(tmp_path, monkeypatch, baseline):
+    """Sinusoid MAML (Adam state) and Reptile (annealed outer step): 200 meta-iterations in chunks of 20, killed
+    after the checkpoint at 100, mid-way between two curve points (every 33) and two evaluations (every 66)."""
+    hp = dict(meta_iterations=200, iters_per_step=20, curve_points=6, eval_points=3, eval_tasks=50, eval_query=20)
+    _, resumed = _kill_and_resume(tmp_path, monkeypatch, baseline, "sinusoid-K5", hp, every=50, half=100)
+    assert resumed["steps"] == 200
+    assert len(resumed["curves"]["meta_loss"]) == 6 and len(resumed["curves"]["eval_mse_step1"]) == 3
 
 
 def test_checkpoint_is_atomic_and_a_corrupt_one_is_reported_by_path_and_ignored(tmp_path, capsys):

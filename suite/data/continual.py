@@ -78,6 +78,8 @@ class Batches:
         self.offset = torch.cat([torch.zeros(1, dtype=torch.long), torch.tensor(sizes).cumsum(0)[:-1]])
         masks = [stream.active(trained, t) for t in task_ids]
         self.masks = None if masks[0] is None else torch.stack(masks)
+        # each task's inputs as the network sees them (permuted) once, not once per minibatch: the same values
+        self.inputs = [stream.tasks[t].inputs(stream.tasks[t].x_train) for t in task_ids]
 
     def __len__(self) -> int:
         return -(-len(self.owner) // self.batch_size)
@@ -87,8 +89,7 @@ class Batches:
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             if len(self.task_ids) == 1:
-                task = self.stream.tasks[self.task_ids[0]]
-                x, y = task.inputs(task.x_train[idx]), task.y_train[idx]
+                x, y = self.inputs[0][idx], self.stream.tasks[self.task_ids[0]].y_train[idx]
                 owner = torch.zeros(len(idx), dtype=torch.long)
             else:
                 owner = self.owner[idx]
@@ -97,9 +98,8 @@ class Batches:
                 y = torch.empty(len(idx), dtype=torch.long)
                 for k, t in enumerate(self.task_ids):
                     rows = (owner == k).nonzero().squeeze(1)
-                    task = self.stream.tasks[t]
-                    x[rows] = task.inputs(task.x_train[local[rows]])
-                    y[rows] = task.y_train[local[rows]]
+                    x[rows] = self.inputs[k][local[rows]]
+                    y[rows] = self.stream.tasks[t].y_train[local[rows]]
             yield x, y, None if self.masks is None else self.masks[owner]
 
 
