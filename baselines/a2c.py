@@ -25,7 +25,7 @@ DEFAULTS = dict(
     COMMON_DEFAULTS,
     n_envs=8,  # parallel envs
     n_steps=5,  # steps per env per update (n-step returns)
-    learning_rate=7e-4,  # RMSprop learning rate
+    lr=7e-4,  # RMSprop learning rate
     rms_alpha=0.99,  # RMSprop smoothing constant
     rms_eps=1e-5,  # RMSprop epsilon
     gae_lambda=1.0,  # GAE lambda (1 = plain n-step returns)
@@ -39,16 +39,15 @@ DEFAULTS = dict(
 class A2C(PolicyGradientModule):
     def __init__(self, env_id: str, seed: int = 0, **hp: object) -> None:
         super().__init__(env_id, seed, DEFAULTS, hp)
-        self.save_hyperparameters()
-        hp, envs = self.hp, self.envs
-        self.critic = value_net(envs.obs_dim, list(hp["hidden"]), hp["activation"])
-        self.seg = Segment(hp["n_steps"], hp["n_envs"], envs.obs_dim, () if envs.n_actions else (envs.action_dim,))
+        hp, envs = self.hparams, self.envs
+        self.critic = value_net(envs.obs_dim, list(hp.hidden), hp.activation)
+        self.seg = Segment(hp.n_steps, hp.n_envs, envs.obs_dim, () if envs.n_actions else (envs.action_dim,))
         self.seg.next_obs = torch.from_numpy(envs.obs).float()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # torch's foreach RMSprop, bit for bit, without its per-step Python (baselines/optim.py)
-        return FusedRMSprop(self.parameters(), lr=self.hp["learning_rate"], alpha=self.hp["rms_alpha"],
-                            eps=self.hp["rms_eps"])
+        return FusedRMSprop(self.parameters(), lr=self.hparams.lr, alpha=self.hparams.rms_alpha,
+                            eps=self.hparams.rms_eps)
 
     def resume_state(self) -> dict[str, Any]:
         seg = self.seg
@@ -59,31 +58,32 @@ class A2C(PolicyGradientModule):
         self.seg.next_obs, self.seg.next_start = state["next_obs"].clone(), state["next_start"].clone()
 
     def train_chunk(self) -> dict[str, float]:
-        for _ in range(self.hp["updates_per_step"]):
+        for _ in range(self.hparams.updates_per_step):
             loss = self.update()
             if self.done:
                 break
         return {"loss": float(loss.detach())}
 
     def update(self) -> torch.Tensor:
-        hp, seg, opt = self.hp, self.seg, self.optimizers()
+        hp, seg, opt = self.hparams, self.seg, self.optimizers()
         collect_segment(self, seg)
-        adv, returns = gae(seg, self.critic, hp["gamma"], hp["gae_lambda"])
+        adv, returns = gae(seg, self.critic, hp.gamma, hp.gae_lambda)
         obs = seg.obs.view(-1, seg.obs.shape[-1])
         actions = seg.actions.view(obs.shape[0], *seg.actions.shape[2:])
         logp, entropy = self.policy.log_prob_entropy(obs, actions)
         values = self.critic(obs).squeeze(-1)
-        loss = (-(logp * adv.view(-1)).mean() + hp["vf_coef"] * (returns.view(-1) - values).pow(2).mean()
-                - hp["ent_coef"] * entropy.mean())
+        loss = (-(logp * adv.view(-1)).mean() + hp.vf_coef * (returns.view(-1) - values).pow(2).mean()
+                - hp.ent_coef * entropy.mean())
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        torch.nn.utils.clip_grad_norm_(self.parameters(), hp["max_grad_norm"], foreach=True)
+        torch.nn.utils.clip_grad_norm_(self.parameters(), hp.max_grad_norm, foreach=True)
         opt.step()
         self.end_iteration(loss)
         return loss
 
 
-@register_baseline("a2c", defaults=DEFAULTS, env_families=("discrete_gym", "continuous_gym"), module_class=A2C)
+@register_baseline("a2c", defaults=DEFAULTS, env_families=("discrete_gym", "continuous_gym"), module_class=A2C,
+                   renamed={"lr": "learning_rate"})
 def fit(ctx: RunContext) -> RunOutput:
     """A2C: synchronous advantage actor-critic with n-step returns and an entropy bonus."""
     return fit_pg(A2C(ctx.env, ctx.seed, **ctx.hparams), ctx)

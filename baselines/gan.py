@@ -12,7 +12,7 @@ Losses (Lucic et al. Table 1; D outputs a logit / critic value ``d``, ``x~`` = G
 
 Training follows compare_gan: the budget ``train_steps`` counts discriminator updates (one minibatch each); the
 generator is updated after every ``n_critic``-th one.  Both use Adam(lr, (beta1, 0.999)).  With
-``num_hparam_settings`` H > 0 the run's seed picks setting ``seed % H`` of the wide random search
+``n_hparam_settings`` H > 0 the run's seed picks setting ``seed % H`` of the wide random search
 (baselines.generative_nets.sample_search_setting), which overrides lr, beta1, n_critic, d_batchnorm and the
 loss's constant (gp_lambda / clip).
 
@@ -34,7 +34,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from baselines.generative_nets import Discriminator, Generator, fit_generative, frozen, search_resolver
+from baselines.generative_nets import RENAMED, Discriminator, Generator, fit_generative, frozen, search_resolver
 from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
 
@@ -148,15 +148,15 @@ DEFAULTS: dict[str, Any] = dict(
     batch_size=64,  # minibatch size
     train_steps=2000,  # discriminator updates (one minibatch each)
     eval_samples=2000,  # generated samples for the final FID / IS / KID
-    num_evals=4,  # FID evaluations over training (curve fid)
-    num_hparam_settings=0,  # H > 0: seed s trains setting s % H of the random search (overrides lr, beta1, ...)
+    n_evals=4,  # FID evaluations over training (curve fid)
+    n_hparam_settings=0,  # H > 0: seed s trains setting s % H of the random search (overrides lr, beta1, ...)
     search_seed=2018,  # seed of the random hyperparameter search
     driver="trainer",  # trainer (Lightning Trainer) | loop (plain PyTorch loop, same numbers, less overhead)
 )
 
 
 @register_baseline("gan", defaults=DEFAULTS, env_families=("images", "points2d"), module_class=GAN,
-                   distributed=True, resolve=search_resolver(SEARCH_KEYS))
+                   distributed=True, resolve=search_resolver(SEARCH_KEYS), renamed=RENAMED)
 def fit(ctx: RunContext) -> RunOutput:
     """GAN (mm / ns / lsgan / wgan / wgan_gp / dragan) on an image set or a 2-D mixture; FID / IS / KID."""
 

@@ -128,20 +128,24 @@ def sample_search_setting(index: int, search_seed: int = 2018) -> dict[str, floa
 
 
 def resolve_search(hparams: dict[str, Any], seed: int, keys: tuple[str, ...]) -> dict[str, Any]:
-    """``hparams`` with ``keys`` replaced by search setting ``seed % num_hparam_settings`` (if that is > 0).
+    """``hparams`` with ``keys`` replaced by search setting ``seed % n_hparam_settings`` (if that is > 0).
 
-    The harness gives each run one seed; with H = num_hparam_settings, seed s trains setting s % H with seed s,
+    The harness gives each run one seed; with H = n_hparam_settings, seed s trains setting s % H with seed s,
     so ``seeds: H * R`` in a profile yields R seeds per setting and every (model, setting, seed) its own record.
     Returns the resolved hyperparameters plus ``hp_index`` (-1 when no search).
     """
     resolved = dict(hparams)
-    settings = int(hparams.get("num_hparam_settings", 0))
+    settings = int(hparams.get("n_hparam_settings", 0))
     resolved["hp_index"] = -1
     if settings > 0:
         resolved["hp_index"] = seed % settings
         sampled = sample_search_setting(resolved["hp_index"], int(hparams.get("search_seed", 2018)))
         resolved.update({key: sampled[key] for key in keys})
     return resolved
+
+
+# issue #16: counts are n_*; the config hash keeps the former names, so committed records stay current
+RENAMED = {"n_evals": "num_evals", "n_hparam_settings": "num_hparam_settings"}
 
 
 def search_resolver(keys: tuple[str, ...]) -> Callable[[dict[str, Any], str, int], dict[str, Any]]:
@@ -157,7 +161,7 @@ def fit_generative(ctx: RunContext, build: Callable[[dict[str, Any], tuple[int, 
 
     Shared by the GAN and the VAE (``ctx.hparams`` has the search setting resolved: :func:`search_resolver`):
     trains with the Lightning Trainer (or a plain PyTorch loop, ``driver: loop``), tracks FID on a fixed evaluation
-    noise ``num_evals`` times (curve ``fid``) and returns the final metrics on ``eval_samples`` samples against the
+    noise ``n_evals`` times (curve ``fid``) and returns the final metrics on ``eval_samples`` samples against the
     held-out real set.  The module must provide ``generate(z)``, ``hparams.z_dim`` and
     ``update(batch, batch_idx, *optimizers, backward)`` (what its ``training_step`` runs), which returns a dict of
     detached losses.
@@ -172,7 +176,7 @@ def fit_generative(ctx: RunContext, build: Callable[[dict[str, Any], tuple[int, 
     # a fixed evaluation noise of its own keeps the training RNG stream independent of how often we evaluate
     z_eval = torch.randn(hp["eval_samples"], module.hparams.z_dim, generator=torch.Generator().manual_seed(ctx.seed))
     steps, batch_size = int(hp["train_steps"]), int(hp["batch_size"])
-    eval_at = {int(round(s)) for s in np.linspace(0, steps, int(hp["num_evals"]) + 1)[1:]}
+    eval_at = {int(round(s)) for s in np.linspace(0, steps, int(hp["n_evals"]) + 1)[1:]}
     curves: dict[str, list[tuple[float, float]]] = {"fid": [], "d_loss": [], "g_loss": []}
     log_every = max(1, steps // 50)
     progress = Throttle(ctx.progress)

@@ -70,8 +70,7 @@ class MAMLClassifier(MetaLearner):
     def __init__(self, n_way: int = 5, k_shot: int = 1, seed: int = 0, **hparams: Any) -> None:
         cfg = {**hparams, **{k: v for k, v in PAPER[5 if n_way <= 5 else 20].items() if hparams.get(k) is None}}
         super().__init__(seed, cfg["meta_batch"])
-        self.save_hyperparameters()
-        self.cfg = cfg
+        self.save_hyperparameters(dict(cfg, n_way=n_way, k_shot=k_shot, seed=seed))  # complete: no None left
         self.net = ConvNet(n_way, self.hparams.channels)
         self.sampler: EpisodeSampler | None = None
 
@@ -109,7 +108,7 @@ class MAMLClassifier(MetaLearner):
                 # the sum over tasks of each task's mean loss: its gradient w.r.t. task j's slice is task j's own
                 loss = F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="sum") / ys.shape[1]
                 grads = torch.autograd.grad(loss, inputs, create_graph=tracking and not first_order)
-            fast = [f - self.cfg["inner_lr"] * g for f, g in zip(inputs, grads)]
+            fast = [f - self.hparams.inner_lr * g for f, g in zip(inputs, grads)]
         logits = self.batched_forward(fast, xq)
         losses = F.cross_entropy(logits.flatten(0, 1), yq.flatten(), reduction="none").view(t, -1).mean(1)
         return losses, (logits.argmax(-1) == yq).float().mean(1)
@@ -119,14 +118,14 @@ class MAMLClassifier(MetaLearner):
 
     def forward(self, episode: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """The meta-objective: mean query cross-entropy after the training inner steps."""
-        return self.episode_losses(episode, self.cfg["inner_steps"], self.hparams.first_order)[0].mean()
+        return self.episode_losses(episode, self.hparams.inner_steps, self.hparams.first_order)[0].mean()
 
     def evaluate(self, sampler: EpisodeSampler) -> list[float]:
         """Mean query accuracy (%) after 0..eval_steps inner steps on fixed held-out episodes."""
         h = self.hparams
         rng = torch.Generator().manual_seed(EVAL_SEED)
         params = [p.detach() for p in self.net.parameters()]
-        steps = self.cfg["eval_steps"]
+        steps = self.hparams.eval_steps
         totals = torch.zeros(steps + 1)
         done = 0
         while done < h.eval_tasks:

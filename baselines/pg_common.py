@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from baselines.rl_loop import fit_chunks
-from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, mlp
+from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, complete_hparams, mlp
 from suite.api import RunContext, RunOutput, check_finite
 from suite.checkpoint import rng_state, set_rng_state
 
@@ -98,24 +98,25 @@ def discounted_returns(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
 class PolicyGradientModule(L.LightningModule):
     """Envs, policy, evaluation and metrics shared by the family; subclasses write ``train_chunk``."""
 
-    def __init__(self, env_id: str, seed: int, defaults: dict, hp: dict) -> None:
+    def __init__(self, env_id: str, seed: int, defaults: dict, hp: dict, n_envs: int | None = None) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.hp = hp = {**defaults, **hp}
+        self.save_hyperparameters(dict(complete_hparams(type(self).__name__, defaults, hp), env_id=env_id, seed=seed))
+        hp = self.hparams
         self.env_id, self.seed = env_id, seed
-        self.envs = VecEnv(env_id, hp["n_envs"], seed)
+        self.envs = VecEnv(env_id, hp.n_envs if n_envs is None else n_envs, seed)
         envs = self.envs
-        self.policy = StochasticPolicy(envs.obs_dim, envs.n_actions, envs.action_dim, list(hp["hidden"]),
-                                       hp["activation"], hp["log_std_init"])
-        self.norm = Normalizer(envs.obs_dim, False, False, hp["gamma"])  # no normalisation: raw observations
-        self.tracker = EvalTracker(env_id, hp["eval_episodes"], seed, hp["total_steps"], hp["n_evals"])
+        self.policy = StochasticPolicy(envs.obs_dim, envs.n_actions, envs.action_dim, list(hp.hidden),
+                                       hp.activation, hp.log_std_init)
+        self.norm = Normalizer(envs.obs_dim, False, False, hp.gamma)  # no normalisation: raw observations
+        self.tracker = EvalTracker(env_id, hp.eval_episodes, seed, hp.total_steps, hp.n_evals)
         self.register_buffer("low", torch.from_numpy(envs.low), persistent=False)
         self.register_buffer("high", torch.from_numpy(envs.high), persistent=False)
-        self.total_steps = hp["total_steps"]
+        self.total_steps = hp.total_steps
         self.env_steps = 0
         self.steps_to_threshold: float | None = None
         # CartPole and the MuJoCo balance tasks pay +1 per step alive: the best return is the time limit
-        self.return_threshold = hp["threshold_fraction"] * (envs.envs[0].spec.max_episode_steps or 1000)
+        self.return_threshold = hp.threshold_fraction * (envs.envs[0].spec.max_episode_steps or 1000)
         self.extras: dict = {}
 
     @property
@@ -179,7 +180,7 @@ class PolicyGradientModule(L.LightningModule):
             "final_train_return": float(np.mean(train[-20:])) if train else float("nan"),
             # not reached within the budget: the budget itself (censored), flagged by threshold_reached = 0
             "steps_to_threshold": self.steps_to_threshold if self.steps_to_threshold is not None
-            else float(self.hp["total_steps"]),
+            else float(self.hparams.total_steps),
             "threshold_reached": float(self.steps_to_threshold is not None),
         }
         metrics.update(self.extras.pop("metrics", {}))

@@ -24,7 +24,7 @@ import torch
 
 from baselines.exploration import ExplorationHead, exploration_output, maybe_reset_noise
 from baselines.rl_loop import fit_chunks
-from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, adam, mlp
+from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, adam, complete_hparams, mlp
 from suite.api import RunContext, RunOutput, check_finite
 from suite.checkpoint import rng_state, set_rng_state
 from suite.registry import register_baseline
@@ -35,7 +35,7 @@ DEFAULTS = dict(
     n_steps=512,  # steps per env per rollout
     batch_size=128,  # minibatch size of the PPO epochs
     n_epochs=20,  # passes over each rollout
-    learning_rate=3e-5,  # Adam learning rate
+    lr=3e-5,  # Adam learning rate
     gamma=0.99,  # discount factor
     gae_lambda=0.9,  # GAE lambda
     clip_range=0.4,  # PPO clip range of the probability ratio
@@ -49,7 +49,7 @@ DEFAULTS = dict(
     noise="gaussian",  # exploration noise: gaussian | gsde | lattice
     sde_sample_freq=4,  # gSDE/Lattice: rollout steps between noise resamples; -1 = once per rollout
     log_std_init=-2.0,  # initial log-std of the action noise
-    alpha=1.0,  # Lattice: weight of the correlated (latent-perturbation) noise
+    lattice_alpha=1.0,  # Lattice: weight of the correlated (latent-perturbation) noise
     std_clip=[1e-3, 10.0],  # Lattice: [min, max] of the noise std
     std_reg=0.0,  # Lattice: std of extra independent action noise
     use_expln=False,  # gSDE's expln: the std grows logarithmically above 1 instead of exponentially
@@ -64,22 +64,22 @@ class PPO(L.LightningModule):
 
     def __init__(self, env_id: str, seed: int = 0, **hp: object) -> None:
         super().__init__()
-        self.save_hyperparameters()
         self.automatic_optimization = False
-        self.hp = hp = {**DEFAULTS, **hp}
+        self.save_hyperparameters(dict(complete_hparams(type(self).__name__, DEFAULTS, hp), env_id=env_id, seed=seed))
+        hp = self.hparams
         self.env_id, self.seed = env_id, seed
-        self.envs = VecEnv(env_id, hp["n_envs"], seed)
-        obs_dim, act_dim, hidden = self.envs.obs_dim, self.envs.action_dim, list(hp["hidden"])
-        act_fn = ACTIVATIONS[hp["activation"]]
+        self.envs = VecEnv(env_id, hp.n_envs, seed)
+        obs_dim, act_dim, hidden = self.envs.obs_dim, self.envs.action_dim, list(hp.hidden)
+        act_fn = ACTIVATIONS[hp.activation]
         self.actor = mlp([obs_dim, *hidden], act_fn)
-        self.head = ExplorationHead(hidden[-1], act_dim, hp["noise"], hp["log_std_init"], hp["alpha"],
-                                    tuple(hp["std_clip"]), hp["std_reg"], hp["use_expln"])
+        self.head = ExplorationHead(hidden[-1], act_dim, hp.noise, hp.log_std_init, hp.lattice_alpha,
+                                    tuple(hp.std_clip), hp.std_reg, hp.use_expln)
         self.critic = torch.nn.Sequential(mlp([obs_dim, *hidden], act_fn), torch.nn.Linear(hidden[-1], 1))
-        self.norm = Normalizer(obs_dim, hp["norm_obs"], hp["norm_reward"], hp["gamma"])
-        self.iterations = max(hp["total_steps"] // (hp["n_envs"] * hp["n_steps"]), 1)
-        self.total_steps = self.iterations * hp["n_envs"] * hp["n_steps"]
-        self.tracker = EvalTracker(env_id, hp["eval_episodes"], seed, self.total_steps, hp["n_evals"])
-        t, n = hp["n_steps"], hp["n_envs"]
+        self.norm = Normalizer(obs_dim, hp.norm_obs, hp.norm_reward, hp.gamma)
+        self.iterations = max(hp.total_steps // (hp.n_envs * hp.n_steps), 1)
+        self.total_steps = self.iterations * hp.n_envs * hp.n_steps
+        self.tracker = EvalTracker(env_id, hp.eval_episodes, seed, self.total_steps, hp.n_evals)
+        t, n = hp.n_steps, hp.n_envs
         # non-persistent buffers: they follow the module to its device and stay out of checkpoints
         for name, value in dict(low=torch.from_numpy(self.envs.low), high=torch.from_numpy(self.envs.high),
                                 buf_obs=torch.zeros(t, n, obs_dim), buf_act=torch.zeros(t, n, act_dim),
@@ -89,9 +89,9 @@ class PPO(L.LightningModule):
                                 buf_trunc=torch.zeros(t, n, dtype=torch.bool)).items():
             self.register_buffer(name, value, persistent=False)
         self.obs = torch.from_numpy(self.norm.obs(self.envs.obs, update=True))
-        if hp["init_action_std"] > 0:  # equal initial exploration across noise types, over the first states
+        if hp.init_action_std > 0:  # equal initial exploration across noise types, over the first states
             with torch.no_grad():
-                self.initial_action_std = self.head.match_initial_std(self.actor(self.obs), hp["init_action_std"])
+                self.initial_action_std = self.head.match_initial_std(self.actor(self.obs), hp.init_action_std)
         self.episode_start = torch.ones(n)
         self.env_steps = 0
 
@@ -117,7 +117,7 @@ class PPO(L.LightningModule):
         set_rng_state(state["rng"])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return adam(self.parameters(), self.hp["learning_rate"], eps=1e-5)
+        return adam(self.parameters(), self.hparams.lr, eps=1e-5)
 
     @property
     def step(self) -> int:
@@ -137,15 +137,15 @@ class PPO(L.LightningModule):
 
     @torch.no_grad()
     def collect_rollout(self) -> None:
-        hp, envs, norm, head, actor = self.hp, self.envs, self.norm, self.head, self.actor
+        hp, envs, norm, head, actor = self.hparams, self.envs, self.norm, self.head, self.actor
         # locals: nn.Module attribute reads and writes are slow in a hot loop
         buf_obs, buf_act, buf_rew, buf_start = self.buf_obs, self.buf_act, self.buf_rew, self.buf_start
         device = buf_obs.device
         obs, start = self.obs.to(device), self.episode_start.to(device)
-        head.reset_noise(hp["n_envs"])
-        for t in range(hp["n_steps"]):
+        head.reset_noise(hp.n_envs)
+        for t in range(hp.n_steps):
             if t > 0:
-                maybe_reset_noise(head, t, hp["sde_sample_freq"], hp["n_envs"])
+                maybe_reset_noise(head, t, hp.sde_sample_freq, hp.n_envs)
             action, _ = head(actor(obs))
             envs.step(self.env_action(action).cpu().numpy())
             buf_obs[t], buf_act[t], buf_start[t] = obs, action, start
@@ -160,23 +160,23 @@ class PPO(L.LightningModule):
             obs = torch.from_numpy(norm.obs(envs.obs, update=True)).to(device)
             start = torch.from_numpy(done.astype(np.float32)).to(device)
         self.obs, self.episode_start = obs, start
-        self.env_steps += hp["n_steps"] * hp["n_envs"]
+        self.env_steps += hp.n_steps * hp.n_envs
 
     @torch.no_grad()
     def advantages(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """GAE(lambda) with time-limit bootstrapping; returns (advantages, returns, old log-probs), flattened."""
-        hp = self.hp
-        t_len, n = hp["n_steps"], hp["n_envs"]
+        hp = self.hparams
+        t_len, n = hp.n_steps, hp.n_envs
         values = self.critic(self.buf_obs.view(t_len * n, -1)).view(t_len, n)
         rewards = self.buf_rew.clone()
         if self.buf_trunc.any():  # SB3: add gamma * V(final obs) to the reward of a truncated step
-            rewards[self.buf_trunc] += hp["gamma"] * self.critic(self.buf_boot[self.buf_trunc]).squeeze(-1)
+            rewards[self.buf_trunc] += hp.gamma * self.critic(self.buf_boot[self.buf_trunc]).squeeze(-1)
         next_value, next_nonterminal = self.critic(self.obs).squeeze(-1), 1.0 - self.episode_start
         adv = torch.zeros(t_len, n, device=values.device)
         last = torch.zeros(n, device=values.device)
         for t in reversed(range(t_len)):
-            delta = rewards[t] + hp["gamma"] * next_value * next_nonterminal - values[t]
-            last = delta + hp["gamma"] * hp["gae_lambda"] * next_nonterminal * last
+            delta = rewards[t] + hp.gamma * next_value * next_nonterminal - values[t]
+            last = delta + hp.gamma * hp.gae_lambda * next_nonterminal * last
             adv[t] = last
             next_value, next_nonterminal = values[t], 1.0 - self.buf_start[t]
         obs, act = self.buf_obs.view(t_len * n, -1), self.buf_act.view(t_len * n, -1)
@@ -185,13 +185,13 @@ class PPO(L.LightningModule):
 
     def train_chunk(self) -> dict[str, float]:
         """One PPO iteration: a rollout, then ``n_epochs`` passes of minibatch updates; returns its last losses."""
-        hp, opt = self.hp, self.optimizers()
+        hp, opt = self.hparams, self.optimizers()
         self.collect_rollout()
         adv, returns, old_logp = self.advantages()
         obs, act = self.buf_obs.view(-1, self.buf_obs.shape[-1]), self.buf_act.view(-1, self.buf_act.shape[-1])
-        n, bs = obs.shape[0], hp["batch_size"]
+        n, bs = obs.shape[0], hp.batch_size
         params = [p for group in opt.param_groups for p in group["params"]]
-        for _ in range(hp["n_epochs"]):
+        for _ in range(hp.n_epochs):
             perm = torch.randperm(n)  # on the CPU's generator wherever the module runs
             for start in range(0, n, bs):
                 idx = perm[start:start + bs]
@@ -199,14 +199,14 @@ class PPO(L.LightningModule):
                 ratio = torch.exp(dist.log_prob(act[idx]) - old_logp[idx])
                 a = adv[idx]
                 a = (a - a.mean()) / (a.std() + 1e-8)
-                pg_loss = -torch.min(a * ratio, a * ratio.clamp(1 - hp["clip_range"], 1 + hp["clip_range"])).mean()
+                pg_loss = -torch.min(a * ratio, a * ratio.clamp(1 - hp.clip_range, 1 + hp.clip_range)).mean()
                 v_loss = (returns[idx] - self.critic(obs[idx]).squeeze(-1)).pow(2).mean()
-                loss = pg_loss + hp["vf_coef"] * v_loss
-                if hp["ent_coef"]:
-                    loss = loss - hp["ent_coef"] * dist.entropy().mean()
+                loss = pg_loss + hp.vf_coef * v_loss
+                if hp.ent_coef:
+                    loss = loss - hp.ent_coef * dist.entropy().mean()
                 opt.zero_grad(set_to_none=True)
                 self.manual_backward(loss)
-                torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"], foreach=True)
+                torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm, foreach=True)
                 opt.step()
         check_finite(loss, self.env_steps)
         metrics = {"loss": float(loss.detach()), "pg_loss": float(pg_loss.detach()), "v_loss": float(v_loss.detach())}
@@ -222,7 +222,8 @@ class PPO(L.LightningModule):
         self.tracker.envs.close()
 
 
-@register_baseline("ppo", defaults=DEFAULTS, env_families=("continuous_gym",), module_class=PPO)
+@register_baseline("ppo", defaults=DEFAULTS, env_families=("continuous_gym",), module_class=PPO,
+                   renamed={"lr": "learning_rate", "lattice_alpha": "alpha"})
 def fit(ctx: RunContext) -> RunOutput:
     """PPO with Gaussian / gSDE / Lattice exploration on continuous-control envs."""
     module = PPO(ctx.env, ctx.seed, **ctx.hparams)

@@ -35,7 +35,7 @@ DEFAULTS = dict(
     n_steps=256,  # steps per env per rollout
     batch_size=64,  # minibatch size of the epochs
     n_epochs=10,  # passes over each rollout
-    learning_rate=3e-4,  # Adam learning rate
+    lr=3e-4,  # Adam learning rate
     gae_lambda=0.95,  # GAE lambda
     clip_range=0.2,  # clip range of the probability ratio (objective=clip)
     kl_target=0.01,  # target KL per update (objective=kl): beta halves below target/1.5, doubles above 1.5 x target
@@ -49,18 +49,17 @@ DEFAULTS = dict(
 class PPOPolicyGradient(PolicyGradientModule):
     def __init__(self, env_id: str, seed: int = 0, **hp: object) -> None:
         super().__init__(env_id, seed, DEFAULTS, hp)
-        self.save_hyperparameters()
-        hp, envs = self.hp, self.envs
-        if hp["objective"] not in ("clip", "kl"):
-            raise ValueError(f"objective must be 'clip' or 'kl', got {hp['objective']!r}")
-        self.critic = value_net(envs.obs_dim, list(hp["hidden"]), hp["activation"])
-        self.seg = Segment(hp["n_steps"], hp["n_envs"], envs.obs_dim, () if envs.n_actions else (envs.action_dim,))
+        hp, envs = self.hparams, self.envs
+        if hp.objective not in ("clip", "kl"):
+            raise ValueError(f"objective must be 'clip' or 'kl', got {hp.objective!r}")
+        self.critic = value_net(envs.obs_dim, list(hp.hidden), hp.activation)
+        self.seg = Segment(hp.n_steps, hp.n_envs, envs.obs_dim, () if envs.n_actions else (envs.action_dim,))
         self.seg.next_obs = torch.from_numpy(envs.obs).float()
-        self.beta = hp["kl_beta_init"]
+        self.beta = hp.kl_beta_init
         self.beta_curve: list[tuple[float, float]] = []
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return adam(self.parameters(), self.hp["learning_rate"], eps=1e-5)
+        return adam(self.parameters(), self.hparams.lr, eps=1e-5)
 
     def resume_state(self) -> dict[str, Any]:
         seg = self.seg
@@ -74,43 +73,43 @@ class PPOPolicyGradient(PolicyGradientModule):
 
     def train_chunk(self) -> dict[str, float]:
         """One iteration: a rollout, ``n_epochs`` passes of minibatch updates, then (KL) the new beta."""
-        hp, seg, opt = self.hp, self.seg, self.optimizers()
+        hp, seg, opt = self.hparams, self.seg, self.optimizers()
         collect_segment(self, seg)
-        adv, returns = gae(seg, self.critic, hp["gamma"], hp["gae_lambda"])
+        adv, returns = gae(seg, self.critic, hp.gamma, hp.gae_lambda)
         obs = seg.obs.view(-1, seg.obs.shape[-1])
         actions = seg.actions.view(obs.shape[0], *seg.actions.shape[2:])
         adv, returns = adv.view(-1), returns.view(-1)
         with torch.no_grad():
             old_logp, _ = self.policy.log_prob_entropy(obs, actions)
         n = obs.shape[0]
-        for _ in range(hp["n_epochs"]):
+        for _ in range(hp.n_epochs):
             perm = torch.randperm(n)  # on the CPU's generator wherever the module runs
-            for start in range(0, n, hp["batch_size"]):
-                idx = perm[start:start + hp["batch_size"]]
+            for start in range(0, n, hp.batch_size):
+                idx = perm[start:start + hp.batch_size]
                 logp, entropy = self.policy.log_prob_entropy(obs[idx], actions[idx])
                 log_ratio = logp - old_logp[idx]
                 ratio = log_ratio.exp()
                 a = adv[idx]
                 a = (a - a.mean()) / (a.std() + 1e-8)
                 kl = ((ratio - 1) - log_ratio).mean()
-                if hp["objective"] == "clip":
-                    eps = hp["clip_range"]
+                if hp.objective == "clip":
+                    eps = hp.clip_range
                     pg_loss = -torch.min(a * ratio, a * ratio.clamp(1 - eps, 1 + eps)).mean()
                 else:
                     pg_loss = -(a * ratio).mean() + self.beta * kl
                 v_loss = (returns[idx] - self.critic(obs[idx]).squeeze(-1)).pow(2).mean()
-                loss = pg_loss + hp["vf_coef"] * v_loss - hp["ent_coef"] * entropy.mean()
+                loss = pg_loss + hp.vf_coef * v_loss - hp.ent_coef * entropy.mean()
                 opt.zero_grad(set_to_none=True)
                 self.manual_backward(loss)
-                torch.nn.utils.clip_grad_norm_(self.parameters(), hp["max_grad_norm"], foreach=True)
+                torch.nn.utils.clip_grad_norm_(self.parameters(), hp.max_grad_norm, foreach=True)
                 opt.step()
-        if hp["objective"] == "kl":  # Sec. 4: adapt beta to the KL between the old and the updated policy
+        if hp.objective == "kl":  # Sec. 4: adapt beta to the KL between the old and the updated policy
             with torch.no_grad():
                 log_ratio = self.policy.log_prob_entropy(obs, actions)[0] - old_logp
                 d = float(((log_ratio.exp() - 1) - log_ratio).mean())
-            if d < hp["kl_target"] / 1.5:
+            if d < hp.kl_target / 1.5:
                 self.beta /= 2
-            elif d > hp["kl_target"] * 1.5:
+            elif d > hp.kl_target * 1.5:
                 self.beta *= 2
             self.beta_curve.append((float(self.env_steps), self.beta))
         self.end_iteration(loss)
@@ -123,7 +122,7 @@ class PPOPolicyGradient(PolicyGradientModule):
 
 
 @register_baseline("ppo_pg", defaults=DEFAULTS, env_families=("discrete_gym", "continuous_gym"),
-                   module_class=PPOPolicyGradient)
+                   module_class=PPOPolicyGradient, renamed={"lr": "learning_rate"})
 def fit(ctx: RunContext) -> RunOutput:
     """PPO with the clipped surrogate (objective=clip) or the adaptive KL penalty (objective=kl)."""
     return fit_pg(PPOPolicyGradient(ctx.env, ctx.seed, **ctx.hparams), ctx)

@@ -32,8 +32,8 @@ DEFAULTS = dict(
     COMMON_DEFAULTS,
     use_baseline=False,  # subtract a learned state value V(s) from the returns
     n_episodes=8,  # whole episodes per update (one per env)
-    learning_rate=1e-3,  # Adam learning rate of the policy
-    value_learning_rate=1e-3,  # Adam learning rate of V
+    lr=1e-3,  # Adam learning rate of the policy
+    value_lr=1e-3,  # Adam learning rate of V
     value_epochs=5,  # V regression passes per update
     grad_checkpoints=[0.25, 0.5, 1.0],  # fractions of training at which the gradient variance is measured
     grad_batches=16,  # independent episode batches per gradient-variance measurement
@@ -42,12 +42,11 @@ DEFAULTS = dict(
 
 class Reinforce(PolicyGradientModule):
     def __init__(self, env_id: str, seed: int = 0, **hp: object) -> None:
-        super().__init__(env_id, seed, DEFAULTS, {**hp, "n_envs": hp.get("n_episodes", DEFAULTS["n_episodes"])})
-        self.save_hyperparameters()
-        hp = self.hp
-        self.critic = value_net(self.envs.obs_dim, list(hp["hidden"]), hp["activation"])
+        super().__init__(env_id, seed, DEFAULTS, hp, n_envs=hp.get("n_episodes", DEFAULTS["n_episodes"]))
+        hp = self.hparams
+        self.critic = value_net(self.envs.obs_dim, list(hp.hidden), hp.activation)
         self.max_len = self.envs.envs[0].spec.max_episode_steps or 1000
-        n, d = hp["n_episodes"], self.envs.obs_dim
+        n, d = hp.n_episodes, self.envs.obs_dim
         act_shape = () if self.envs.n_actions else (self.envs.action_dim,)
         # non-persistent buffers: they follow the module to its device and stay out of its state dict
         t = self.max_len
@@ -55,18 +54,18 @@ class Reinforce(PolicyGradientModule):
                                 buf_rew=torch.zeros(t, n),
                                 buf_mask=torch.zeros(t, n)).items():  # mask: 1 while the episode runs
             self.register_buffer(name, value, persistent=False)
-        self.checkpoints = sorted(hp["grad_checkpoints"])
+        self.checkpoints = sorted(hp.grad_checkpoints)
         self.grad_curves: dict[str, list[tuple[float, float]]] = {"grad_var_with_baseline": [],
                                                                    "grad_var_without_baseline": []}
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [adam(self.policy.parameters(), self.hp["learning_rate"]),
-                adam(self.critic.parameters(), self.hp["value_learning_rate"])]
+        return [adam(self.policy.parameters(), self.hparams.lr),
+                adam(self.critic.parameters(), self.hparams.value_lr)]
 
     @torch.no_grad()
     def collect_episodes(self, count_steps: bool = True) -> int:
         """One whole episode per env into the buffers; returns the longest episode's length."""
-        envs, policy, n = self.envs.envs, self.policy, self.hp["n_episodes"]
+        envs, policy, n = self.envs.envs, self.policy, self.hparams.n_episodes
         buf_obs, buf_act, buf_rew, buf_mask = self.buf_obs, self.buf_act, self.buf_rew, self.buf_mask
         obs = np.stack([env.reset()[0] for env in envs]).astype(np.float32)
         alive = np.ones(n, bool)
@@ -100,19 +99,19 @@ class Reinforce(PolicyGradientModule):
     def policy_loss(self, length: int, baseline: bool) -> torch.Tensor:
         """-1/N sum_t log pi(a_t|s_t) (G_t - b(s_t)) over the buffered episodes."""
         obs, act, mask = self.buf_obs[:length], self.buf_act[:length], self.buf_mask[:length]
-        returns = discounted_returns(self.buf_rew[:length], self.hp["gamma"])
+        returns = discounted_returns(self.buf_rew[:length], self.hparams.gamma)
         if baseline:
             with torch.no_grad():
                 returns = returns - self.critic(obs).squeeze(-1)
         logp, _ = self.policy.log_prob_entropy(obs.reshape(-1, obs.shape[-1]),
                                                act.reshape(length * act.shape[1], *act.shape[2:]))
-        return -(logp.view(length, -1) * returns * mask).sum() / self.hp["n_episodes"]
+        return -(logp.view(length, -1) * returns * mask).sum() / self.hparams.n_episodes
 
     def measure_gradient_variance(self) -> None:
         """Total variance of both estimators over ``grad_batches`` fresh batches at the current parameters."""
         params = list(self.policy.parameters())
         grads: dict[bool, list[torch.Tensor]] = {False: [], True: []}
-        for _ in range(self.hp["grad_batches"]):
+        for _ in range(self.hparams.grad_batches):
             length = self.collect_episodes(count_steps=False)
             for baseline in (False, True):
                 flat = torch.autograd.grad(self.policy_loss(length, baseline), params)
@@ -131,25 +130,25 @@ class Reinforce(PolicyGradientModule):
 
     def train_chunk(self) -> dict[str, float]:
         """One update of the policy (and of V) from ``n_episodes`` fresh episodes; variance measurements when due."""
-        hp = self.hp
-        while self.checkpoints and self.env_steps >= self.checkpoints[0] * hp["total_steps"]:
+        hp = self.hparams
+        while self.checkpoints and self.env_steps >= self.checkpoints[0] * hp.total_steps:
             self.checkpoints.pop(0)
             self.measure_gradient_variance()
         policy_opt, value_opt = self.optimizers()
         length = self.collect_episodes()
-        loss = self.policy_loss(length, hp["use_baseline"])
+        loss = self.policy_loss(length, hp.use_baseline)
         policy_opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         policy_opt.step()
-        if hp["use_baseline"] or hp["grad_checkpoints"]:  # without a baseline V is fitted only to be measured
+        if hp.use_baseline or hp.grad_checkpoints:  # without a baseline V is fitted only to be measured
             obs, mask = self.buf_obs[:length], self.buf_mask[:length]
-            returns = discounted_returns(self.buf_rew[:length], hp["gamma"])
-            for _ in range(hp["value_epochs"]):
+            returns = discounted_returns(self.buf_rew[:length], hp.gamma)
+            for _ in range(hp.value_epochs):
                 v_loss = ((self.critic(obs).squeeze(-1) - returns).pow(2) * mask).sum() / mask.sum()
                 value_opt.zero_grad(set_to_none=True)
                 self.manual_backward(v_loss)
                 value_opt.step()
-        if self.env_steps >= hp["total_steps"] and self.checkpoints:  # the last checkpoint, at the budget
+        if self.env_steps >= hp.total_steps and self.checkpoints:  # the last checkpoint, at the budget
             self.checkpoints = []
             self.measure_gradient_variance()
         self.end_iteration(loss)
@@ -171,7 +170,7 @@ class Reinforce(PolicyGradientModule):
 
 
 @register_baseline("reinforce", defaults=DEFAULTS, env_families=("discrete_gym", "continuous_gym"),
-                   module_class=Reinforce)
+                   module_class=Reinforce, renamed={"lr": "learning_rate", "value_lr": "value_learning_rate"})
 def fit(ctx: RunContext) -> RunOutput:
     """REINFORCE with (use_baseline) or without a learned state-value baseline; measures gradient variance."""
     return fit_pg(Reinforce(ctx.env, ctx.seed, **ctx.hparams), ctx)

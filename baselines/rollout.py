@@ -176,6 +176,15 @@ def adam(params: object, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
     return FusedAdam(params, lr=lr, eps=eps)
 
 
+def complete_hparams(owner: str, defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` under ``given``: what a module saves as ``self.hparams``, complete whatever subset a caller (a test,
+    a benchmark) passed.  A key the module does not have is an error rather than silently left at its default."""
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise TypeError(f"unknown {owner} hyperparameters: {unknown}")
+    return {**defaults, **given}
+
+
 def mlp(sizes: list[int], activation: type[torch.nn.Module] = torch.nn.ReLU) -> torch.nn.Sequential:
     """Linear layers with ``activation`` after each, including the last (it feeds an action or value layer)."""
     layers: list[torch.nn.Module] = []

@@ -29,7 +29,7 @@ from torch import nn
 
 from baselines.exploration import ExplorationHead, exploration_output
 from baselines.rl_loop import fit_chunks
-from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, adam, mlp
+from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, adam, complete_hparams, mlp
 from suite.api import RunContext, RunOutput, check_finite
 from suite.checkpoint import rng_state, set_rng_state
 from suite.registry import register_baseline
@@ -37,7 +37,7 @@ from suite.registry import register_baseline
 DEFAULTS = dict(
     total_steps=1_000_000,  # env steps of training, summed over the parallel envs
     n_envs=1,  # parallel training envs
-    learning_rate=7.3e-4,  # Adam learning rate of actor, critics and entropy coefficient
+    lr=7.3e-4,  # Adam learning rate of actor, critics and entropy coefficient
     buffer_size=300_000,  # replay capacity in transitions
     batch_size=256,  # transitions per gradient step
     gamma=0.98,  # discount factor
@@ -50,7 +50,7 @@ DEFAULTS = dict(
     noise="gaussian",  # exploration noise: gaussian | gsde | lattice
     sde_sample_freq=-1,  # gSDE/Lattice: vector-env steps between noise resamples; -1 = only at training rounds
     log_std_init=-3.0,  # initial log-std of the gSDE/Lattice noise
-    alpha=1.0,  # Lattice: weight of the correlated (latent-perturbation) noise
+    lattice_alpha=1.0,  # Lattice: weight of the correlated (latent-perturbation) noise
     std_clip=[1e-3, 1.0],  # Lattice: [min, max] of the noise std
     std_reg=0.0,  # Lattice: std of extra independent action noise
     use_expln=True,  # gSDE's expln: the std grows logarithmically above 1 instead of exponentially
@@ -88,28 +88,28 @@ class SAC(L.LightningModule):
 
     def __init__(self, env_id: str, seed: int = 0, **hp: object) -> None:
         super().__init__()
-        self.save_hyperparameters()
         self.automatic_optimization = False
-        self.hp = hp = {**DEFAULTS, **hp}
-        self.envs = VecEnv(env_id, hp["n_envs"], seed)
-        obs_dim, act_dim, hidden = self.envs.obs_dim, self.envs.action_dim, list(hp["hidden"])
-        act_fn = ACTIVATIONS[hp["activation"]]
+        self.save_hyperparameters(dict(complete_hparams(type(self).__name__, DEFAULTS, hp), env_id=env_id, seed=seed))
+        hp = self.hparams
+        self.envs = VecEnv(env_id, hp.n_envs, seed)
+        obs_dim, act_dim, hidden = self.envs.obs_dim, self.envs.action_dim, list(hp.hidden)
+        act_fn = ACTIVATIONS[hp.activation]
         self.actor = mlp([obs_dim, *hidden], act_fn)
-        self.head = ExplorationHead(hidden[-1], act_dim, hp["noise"], hp["log_std_init"], hp["alpha"],
-                                    tuple(hp["std_clip"]), hp["std_reg"], hp["use_expln"], state_dependent_std=True,
-                                    clip_mean=hp["clip_mean"] if hp["noise"] != "gaussian" else 0.0)
+        self.head = ExplorationHead(hidden[-1], act_dim, hp.noise, hp.log_std_init, hp.lattice_alpha,
+                                    tuple(hp.std_clip), hp.std_reg, hp.use_expln, state_dependent_std=True,
+                                    clip_mean=hp.clip_mean if hp.noise != "gaussian" else 0.0)
         self.critic = QEnsemble(obs_dim + act_dim, hidden, 2, act_fn)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_ent_coef = nn.Parameter(torch.zeros(1))
         self.target_entropy = -float(act_dim)
-        self.norm = Normalizer(obs_dim, False, False, hp["gamma"])
-        self.calls = max(hp["total_steps"] // (hp["steps_per_call"] * hp["n_envs"]), 1)
-        self.total_steps = total = self.calls * hp["steps_per_call"] * hp["n_envs"]
-        self.tracker = EvalTracker(env_id, hp["eval_episodes"], seed, total, hp["n_evals"])
+        self.norm = Normalizer(obs_dim, False, False, hp.gamma)
+        self.calls = max(hp.total_steps // (hp.steps_per_call * hp.n_envs), 1)
+        self.total_steps = total = self.calls * hp.steps_per_call * hp.n_envs
+        self.tracker = EvalTracker(env_id, hp.eval_episodes, seed, total, hp.n_evals)
         # the policy acts in [-1, 1]; the env gets the affine image in [low, high]
         low, high = torch.from_numpy(self.envs.low), torch.from_numpy(self.envs.high)
         self.scale, self.shift = (high - low) / 2, (high + low) / 2
-        cap = min(hp["buffer_size"], total)
+        cap = min(hp.buffer_size, total)
         # the replay memory, in host memory whatever the module's device (see the module docstring)
         self.buf = {"obs": torch.zeros(cap, obs_dim), "act": torch.zeros(cap, act_dim), "rew": torch.zeros(cap),
                     "next": torch.zeros(cap, obs_dim), "term": torch.zeros(cap)}
@@ -118,7 +118,7 @@ class SAC(L.LightningModule):
         self.env_steps = 0
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        lr = self.hp["learning_rate"]
+        lr = self.hparams.lr
         actor_params = list(self.actor.parameters()) + list(self.head.parameters())
         return [adam(actor_params, lr), adam(self.critic.parameters(), lr), adam([self.log_ent_coef], lr)]
 
@@ -175,14 +175,14 @@ class SAC(L.LightningModule):
 
     @torch.no_grad()
     def env_step(self) -> None:
-        hp, envs, n = self.hp, self.envs, self.hp["n_envs"]
-        if self.env_steps < hp["learning_starts"]:
+        hp, envs, n = self.hparams, self.envs, self.hparams.n_envs
+        if self.env_steps < hp.learning_starts:
             action = torch.rand(n, self.envs.action_dim) * 2 - 1
         else:
-            step, freq = self.env_steps // n, hp["sde_sample_freq"]
+            step, freq = self.env_steps // n, hp.sde_sample_freq
             # SB3: fresh matrices at every rollout start (gradient steps overwrite them with their own shared draw)
             # and every sde_sample_freq steps within a rollout
-            if step % hp["train_freq"] == 0 or (freq > 0 and step % freq == 0) or self.head.p_a is None:
+            if step % hp.train_freq == 0 or (freq > 0 and step % freq == 0) or self.head.p_a is None:
                 self.head.reset_noise(n)
             action = torch.tanh(self.head(self.actor(self.obs.to(self.log_ent_coef.device)))[0])
             action = action.to("cpu", torch.float32)  # into the host replay memory, in its dtype (bf16 under autocast)
@@ -200,10 +200,10 @@ class SAC(L.LightningModule):
         self.env_steps += n
 
     def gradient_step(self) -> torch.Tensor:
-        hp = self.hp
+        hp = self.hparams
         actor_opt, critic_opt, ent_opt = self.optimizers()
         size = self.buf["obs"].shape[0] if self.buf_full else self.buf_pos
-        idx = torch.randint(size, (hp["batch_size"],))
+        idx = torch.randint(size, (hp.batch_size,))
         device = self.log_ent_coef.device  # one host-to-device copy per tensor of the batch (none on the CPU)
         obs, act, rew, nxt, term = (self.buf[k][idx].to(device, non_blocking=True)
                                     for k in ("obs", "act", "rew", "next", "term"))
@@ -219,7 +219,7 @@ class SAC(L.LightningModule):
                 next_a, next_logp = self.sample_action(nxt)
         with torch.no_grad():
             q_next = self.critic_target(nxt, next_a).min(0).values - ent_coef * next_logp
-            target = rew + (1.0 - term) * hp["gamma"] * q_next
+            target = rew + (1.0 - term) * hp.gamma * q_next
         critic_loss = 0.5 * (self.critic(obs, act) - target).pow(2).mean(1).sum()
         critic_opt.zero_grad(set_to_none=True)
         self.manual_backward(critic_loss)
@@ -231,17 +231,17 @@ class SAC(L.LightningModule):
         actor_opt.step()
         self.critic.requires_grad_(True)
         with torch.no_grad():  # else the in-place polyak step records autograd history on the target weights
-            torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), hp["tau"])
+            torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), hp.tau)
         return critic_loss
 
     def train_chunk(self) -> dict[str, float]:
         """``steps_per_call`` env steps with their training rounds; returns the last critic loss."""
-        hp = self.hp
+        hp = self.hparams
         loss = None
-        for _ in range(hp["steps_per_call"]):
+        for _ in range(hp.steps_per_call):
             self.env_step()
-            if self.env_steps >= hp["learning_starts"] and (self.env_steps // hp["n_envs"]) % hp["train_freq"] == 0:
-                for _ in range(hp["gradient_steps"]):
+            if self.env_steps >= hp.learning_starts and (self.env_steps // hp.n_envs) % hp.train_freq == 0:
+                for _ in range(hp.gradient_steps):
                     loss = self.gradient_step()
         metrics = {}
         if loss is not None:
@@ -259,7 +259,8 @@ class SAC(L.LightningModule):
         self.tracker.envs.close()
 
 
-@register_baseline("sac", defaults=DEFAULTS, env_families=("continuous_gym",), module_class=SAC)
+@register_baseline("sac", defaults=DEFAULTS, env_families=("continuous_gym",), module_class=SAC,
+                   renamed={"lr": "learning_rate", "lattice_alpha": "alpha"})
 def fit(ctx: RunContext) -> RunOutput:
     """SAC with Gaussian / gSDE / Lattice exploration on continuous-control envs."""
     module = SAC(ctx.env, ctx.seed, **ctx.hparams)

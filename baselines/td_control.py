@@ -24,7 +24,7 @@ from suite.registry import register_baseline
 
 DEFAULTS = dict(
     episodes=2000,  # training episodes
-    alpha=0.1,  # TD step size
+    lr=0.1,  # TD step size
     gamma=0.9,  # discount factor
     epsilon=0.1,  # epsilon-greedy exploration of the behaviour policy
     eval_every=50,  # episodes between curve points (max |Q - Q*|; mean return of those episodes)
@@ -32,6 +32,7 @@ DEFAULTS = dict(
     notes_q_table=[],               # the notes' printed Q-table (rows s, columns R, JR); the spec gives it
     notes_match_tol=0.05,           # an entry matches the notes' when within this (the notes print one decimal)
 )
+RENAMED = {"lr": "alpha"}  # issue #16: one name for the step size; hashes keep "alpha" (suite.registry)
 
 
 def chain_metrics(q: np.ndarray, q_star: np.ndarray, mdp: TabularMDP, hp: dict) -> dict[str, float]:
@@ -55,7 +56,7 @@ def td_control(ctx: RunContext, on_policy: bool) -> RunOutput:
     hp, mdp = ctx.hparams, chain_mdp()
     q_star, _ = value_iteration(mdp, hp["gamma"])
     rng = np.random.default_rng(ctx.seed)
-    alpha, gamma, epsilon = hp["alpha"], hp["gamma"], hp["epsilon"]
+    alpha, gamma, epsilon = hp["lr"], hp["gamma"], hp["epsilon"]  # alpha: the notes' symbol for the step size
     next_state, reward, done = mdp.next_state.tolist(), mdp.reward.tolist(), mdp.done.tolist()
     q = np.zeros((mdp.n_states, mdp.n_actions))
     qs = q.tolist()  # the hot loop reads and writes Python floats (numpy scalar indexing is ~10x slower)
@@ -103,19 +104,19 @@ def td_control(ctx: RunContext, on_policy: bool) -> RunOutput:
                      extras={"q_table": q.tolist(), "q_star": q_star.tolist()})
 
 
-@register_baseline("qlearning", defaults=DEFAULTS, env_families=("tabular_chain",))
+@register_baseline("qlearning", defaults=DEFAULTS, env_families=("tabular_chain",), renamed=RENAMED)
 def fit_qlearning(ctx: RunContext) -> RunOutput:
     """Tabular Q-learning with epsilon-greedy exploration (the notes' algorithm)."""
     return td_control(ctx, on_policy=False)
 
 
-@register_baseline("sarsa", defaults=DEFAULTS, env_families=("tabular_chain",))
+@register_baseline("sarsa", defaults=DEFAULTS, env_families=("tabular_chain",), renamed=RENAMED)
 def fit_sarsa(ctx: RunContext) -> RunOutput:
     """Tabular SARSA: on-policy TD control under the same epsilon-greedy behaviour."""
     return td_control(ctx, on_policy=True)
 
 
-@register_baseline("value_iteration", defaults=DEFAULTS, env_families=("tabular_chain",))
+@register_baseline("value_iteration", defaults=DEFAULTS, env_families=("tabular_chain",), renamed=RENAMED)
 def fit_value_iteration(ctx: RunContext) -> RunOutput:
     """Value iteration on the known tables: the exact optimum Q* (deterministic; every seed is the same run)."""
     hp, mdp = ctx.hparams, chain_mdp()

@@ -26,7 +26,7 @@ DEFAULTS = dict(
     cue_time=5,  # time step of the cue
     delay=10,  # steps from the cue to the reward
     reward=1.0,  # reward size
-    alpha=0.1,  # TD(0) step size
+    lr=0.1,  # TD(0) step size
     gamma=1.0,  # discount factor
 )
 
@@ -43,12 +43,12 @@ def run_trial(w: np.ndarray, hp: dict, rewarded: bool = True, learn: bool = True
     for t in range(1, length):
         delta[t] = rewards[t] + hp["gamma"] * values[t] - values[t - 1]
         if learn and t - 1 >= cue:  # only a feature active at t - 1 is updated (before the cue none is)
-            w[t - 1 - cue] += hp["alpha"] * delta[t]
+            w[t - 1 - cue] += hp["lr"] * delta[t]
             values[t - 1] = w[t - 1 - cue]
     return delta
 
 
-@register_baseline("td_dopamine", defaults=DEFAULTS, env_families=("cue_trial",))
+@register_baseline("td_dopamine", defaults=DEFAULTS, env_families=("cue_trial",), renamed={"lr": "alpha"})
 def fit(ctx: RunContext) -> RunOutput:
     """TD(0) with a tapped-delay-line state on cue -> delay -> reward trials; the TD error as dopamine."""
     hp = ctx.hparams

@@ -6,7 +6,7 @@ log-variance of q(z|x) = N(mu, diag(sigma^2)); the decoder is the GAN generator.
     images:  sum_pixels BCE(x, decoder_logits(z)) + KL(q(z|x) || N(0, I)),   z = mu + sigma * eps
     points:  ||x - decoder(z)||^2 / (2 recon_std^2) + KL(...)                (Gaussian decoder, fixed variance)
 
-Samples for FID/IS/KID are decoder means at z ~ N(0, I).  Adam(lr, (beta1, 0.999)); with ``num_hparam_settings``
+Samples for FID/IS/KID are decoder means at z ~ N(0, I).  Adam(lr, (beta1, 0.999)); with ``n_hparam_settings``
 H > 0, lr and beta1 come from setting ``seed % H`` of the same wide search as the GANs (Lucic et al. tune the
 VAE over learning rate and beta1 only).  Manual optimisation keeps the step driver identical to the GAN's.
 """
@@ -20,7 +20,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from baselines.generative_nets import Discriminator, Generator, fit_generative, search_resolver
+from baselines.generative_nets import RENAMED, Discriminator, Generator, fit_generative, search_resolver
 from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
 
@@ -78,15 +78,15 @@ DEFAULTS: dict[str, Any] = dict(
     batch_size=64,  # minibatch size
     train_steps=2000,  # training minibatches
     eval_samples=2000,  # generated samples for the final FID / IS / KID
-    num_evals=4,  # FID evaluations over training (curve fid)
-    num_hparam_settings=0,  # H > 0: seed s trains setting s % H of the GANs' random search (lr, beta1)
+    n_evals=4,  # FID evaluations over training (curve fid)
+    n_hparam_settings=0,  # H > 0: seed s trains setting s % H of the GANs' random search (lr, beta1)
     search_seed=2018,  # seed of the random hyperparameter search
     driver="trainer",  # trainer (Lightning Trainer) | loop (plain PyTorch loop, same numbers, less overhead)
 )
 
 
 @register_baseline("vae", defaults=DEFAULTS, env_families=("images", "points2d"), module_class=VAE,
-                   distributed=True, resolve=search_resolver(SEARCH_KEYS))
+                   distributed=True, resolve=search_resolver(SEARCH_KEYS), renamed=RENAMED)
 def fit(ctx: RunContext) -> RunOutput:
     """VAE with the GAN generator as decoder; FID / IS / KID of its samples."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import lightning
 import pytest
 import torch
-from timing import interleaved_medians
+from timing import interleaved_medians, our_names
 
 ENV = "HalfCheetah-v5"
 ROUNDS = 3
@@ -52,11 +52,11 @@ def _ours(algo: str, noise: str, steps: int) -> float:
 
     lightning.seed_everything(0, verbose=False)
     if algo == "ppo":
-        module = PPO(ENV, 0, **PPO_HP, n_envs=1, hidden=[64, 64], activation="tanh", noise=noise, log_std_init=-2.0,
-                     total_steps=steps, n_evals=1, eval_episodes=1)
+        module = PPO(ENV, 0, **our_names(PPO_HP), n_envs=1, hidden=[64, 64], activation="tanh", noise=noise,
+                     log_std_init=-2.0, total_steps=steps, n_evals=1, eval_episodes=1)
     else:
-        module = SAC(ENV, 0, **SAC_HP, n_envs=1, hidden=[256, 256], noise=noise, log_std_init=-2.0, use_expln=False,
-                     clip_mean=2.0, total_steps=steps, steps_per_call=100, n_evals=1, eval_episodes=1)
+        module = SAC(ENV, 0, **our_names(SAC_HP), n_envs=1, hidden=[256, 256], noise=noise, log_std_init=-2.0,
+                     use_expln=False, clip_mean=2.0, total_steps=steps, steps_per_call=100, n_evals=1, eval_episodes=1)
     module.tracker.due = lambda step: False  # time training only, as SB3's learn() without callbacks
     ctx = RunContext("bench", noise, ENV, 0, "bench", algo, {}, Path("/tmp"))
     start = time.perf_counter()

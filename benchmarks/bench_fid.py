@@ -79,7 +79,7 @@ def test_trainer_overhead_per_step(benchmark, tmp_path: Path) -> None:
     for env in ("digits", "gaussian-grid"):
         for driver in ("trainer", "loop"):
             lightning.seed_everything(0, verbose=False)
-            hp = dict(entry.defaults, width=16, z_dim=32, train_steps=300, eval_samples=200, num_evals=1,
+            hp = dict(entry.defaults, width=16, z_dim=32, train_steps=300, eval_samples=200, n_evals=1,
                       driver=driver)
             out = entry.fit(RunContext("bench", "ns", env, 0, "bench", "gan", hp, tmp_path))
             per_step[f"{env}_{driver}_ms"] = 1e3 * out.extras["train_cpu_s"] / 300

@@ -17,7 +17,7 @@ from pathlib import Path
 import lightning
 import pytest
 import torch
-from timing import interleaved_medians
+from timing import interleaved_medians, our_names
 
 ENV = "CartPole-v1"
 ROUNDS = 3
@@ -44,7 +44,7 @@ def _ours(algo: str, steps: int) -> float:
 
     lightning.seed_everything(0, verbose=False)
     if algo == "a2c":
-        module = A2C(ENV, 0, **A2C_HP, n_envs=8, total_steps=steps, n_evals=1, eval_episodes=1)
+        module = A2C(ENV, 0, **our_names(A2C_HP), n_envs=8, total_steps=steps, n_evals=1, eval_episodes=1)
     else:
         module = Reinforce(ENV, 0, n_episodes=8, total_steps=steps, grad_checkpoints=[], n_evals=1, eval_episodes=1)
     module.tracker.due = lambda step: False  # time training only, as SB3's learn() without callbacks

@@ -106,7 +106,7 @@ def _updates(name: str, module: Any) -> int:  # noqa: ANN401
             hp["n_envs"] * hp["n_steps"] // hp["batch_size"])
     if name == "sac":
         return (hp["total_steps"] - hp["learning_starts"]) // 8 * 8 + 8  # rounds of 8 gradient steps from the start
-    return module.env_steps // (module.hp["n_envs"] * module.hp["n_steps"])
+    return module.env_steps // (module.hparams.n_envs * module.hparams.n_steps)
 
 
 def _old_context(*args: Any) -> Any:  # noqa: ANN401

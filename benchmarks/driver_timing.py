@@ -73,7 +73,7 @@ def seconds(case: str, budget: int) -> float:
                                                                   eval_every=0))
     if case == "gan_loop":  # NS GAN, 2-D MLPs on the Gaussian grid, `budget` minibatches, driver: loop
         return fit_seconds("gan", "gaussian-grid", dict(loss="ns", width=16, z_dim=32, train_steps=budget,
-                                                        eval_samples=200, num_evals=1, driver="loop"))
+                                                        eval_samples=200, n_evals=1, driver="loop"))
     raise ValueError(f"unknown case {case!r}")
 
 

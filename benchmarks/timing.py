@@ -34,3 +34,8 @@ def alternating_medians(fns: dict[str, Callable[[], float]], rounds: int = 4) ->
         for name in (list(fns) if i % 2 == 0 else list(reversed(fns))):
             samples[name].append(fns[name]())
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def our_names(sb3_hparams: dict[str, object]) -> dict[str, object]:
+    """SB3 keyword arguments under our hyperparameter names (SB3's ``learning_rate`` is our ``lr``)."""
+    return {("lr" if key == "learning_rate" else key): value for key, value in sb3_hparams.items()}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from suite import numerics
+from suite import numerics, registry
 from suite.jobs import Job, recorded_settings
 from suite.record import RunRecord
 from suite.spec import TaskSpec
@@ -45,8 +45,10 @@ def compare_record(spec: TaskSpec, committed: RunRecord, fresh: RunRecord) -> li
     if committed.config_hash != fresh.config_hash:
         rows.append(Mismatch(*where, "config_hash", committed.config_hash, fresh.config_hash))
     if committed.resolved is not None and fresh.resolved is not None:
-        for name in sorted(set(committed.resolved) | set(fresh.resolved)):
-            old, new = committed.resolved.get(name), fresh.resolved.get(name)
+        # a record made before a hyperparameter was renamed holds its former name: compare under today's
+        before, after = (registry.current_config(r.baseline, r.resolved or {}) for r in (committed, fresh))
+        for name in sorted(set(before) | set(after)):
+            old, new = before.get(name), after.get(name)
             if old != new:
                 rows.append(Mismatch(*where, f"resolved.{name}", old, new))
     if committed.status != fresh.status:

@@ -55,7 +55,8 @@ def _list_baseline(name: str) -> int:
     shown = [clip(repr(p.default)) for p in params]
     value_width = min(max((len(v) for v in shown), default=0), 24)
     for param, value in zip(params, shown):
-        print(f"  {param.name:<{width}}  {value:<{value_width}}  {param.doc or '(undocumented)'}".rstrip())
+        formerly = f" (formerly {param.former})" if param.former else ""
+        print(f"  {param.name:<{width}}  {value:<{value_width}}  {param.doc or '(undocumented)'}{formerly}".rstrip())
     return 0
 
 

@@ -60,6 +60,14 @@ class Job:
                 "precision": self.precision, "numerics": self.numerics}
 
 
+def cell_hash(baseline: str, env: str, hparams: dict[str, Any]) -> str:
+    """The config hash of a sweep cell, over the hyperparameters' former names where the baseline renamed some.
+
+    A rename changes nothing that ran, so the cell keeps its identity and its committed records stay current.
+    """
+    return config_hash(baseline, env, registry.get_baseline(baseline).former_names(hparams))
+
+
 def plan_jobs(spec: TaskSpec, profile: str, seeds: int | None = None, threads: int = 1,
               accelerator: str = "cpu", devices: int | str = 1, precision: str = "32-true",
               variants: list[str] | None = None, envs: list[str] | None = None,
@@ -80,7 +88,7 @@ def plan_jobs(spec: TaskSpec, profile: str, seeds: int | None = None, threads: i
         baseline, hparams = spec.resolve(variant, profile)
         for env in filter(spec.variants[variant].runs_on, chosen.envs):
             if not envs or env in envs:
-                cells.append((variant, env, baseline, hparams, config_hash(baseline, env, hparams)))
+                cells.append((variant, env, baseline, hparams, cell_hash(baseline, env, hparams)))
     return [Job(RunKey(spec.name, variant, env, seed, profile), baseline, hparams, digest, chosen.timeout, threads,
                 accelerator, devices, precision, level)
             for seed in range(seeds if seeds is not None else chosen.seeds)
@@ -164,7 +172,7 @@ def split_stale(spec: TaskSpec, profile: str, records: list[RunRecord]) -> tuple
         cell = record.cell
         if cell not in expected:
             baseline, hparams = spec.resolve(*cell[:1], profile)
-            expected[cell] = config_hash(baseline, cell[1], hparams)
+            expected[cell] = cell_hash(baseline, cell[1], hparams)
         if record.overrides or record.config_hash == expected[cell]:
             current.append(record)
         else:

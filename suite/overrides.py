@@ -15,12 +15,12 @@ from typing import Any
 import yaml
 
 from suite import registry
-from suite.jobs import Job
+from suite.jobs import Job, cell_hash
 from suite.record import RunRecord
 from suite.report import budget
 from suite.spec import TaskSpec
 from suite.spec_reader import Reader, SpecError
-from suite.store import config_hash, scan
+from suite.store import scan
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -52,7 +52,9 @@ def apply_overrides(spec: TaskSpec, jobs: list[Job], overrides: dict[str, Any]) 
         owners = sorted({job.baseline for job in jobs if key in registry.get_baseline(job.baseline).defaults})
         if not owners:
             valid = sorted({k for job in jobs for k in registry.get_baseline(job.baseline).defaults})
-            raise reader.fail(key, f"not a hyperparameter of {', '.join(sorted({j.baseline for j in jobs}))}; "
+            renamed = (registry.former_name_error(b, key) for b in sorted({j.baseline for j in jobs}))
+            raise reader.fail(key, next(filter(None, renamed), None) or
+                              f"not a hyperparameter of {', '.join(sorted({j.baseline for j in jobs}))}; "
                               f"valid: {', '.join(valid)}")
         for baseline in owners:
             reader.like_default(value, registry.get_baseline(baseline).defaults[key], key)
@@ -60,8 +62,8 @@ def apply_overrides(spec: TaskSpec, jobs: list[Job], overrides: dict[str, Any]) 
     for job in jobs:
         own = {k: v for k, v in overrides.items() if k in registry.get_baseline(job.baseline).defaults}
         hparams = {**job.hparams, **own}
-        changed.append(dataclasses.replace(job, hparams=hparams, config_hash=config_hash(job.baseline, job.key.env,
-                                                                                        hparams),
+        digest = cell_hash(job.baseline, job.key.env, hparams)
+        changed.append(dataclasses.replace(job, hparams=hparams, config_hash=digest,
                                            extra={**job.extra, "overrides": own}))
     return changed
 
@@ -81,7 +83,7 @@ def _estimate(job: Job, records: list[RunRecord]) -> float | None:
     for record in cell:
         scale = 1.0
         for key, value in budget(job.hparams).items():
-            ran = record.config.get(key)
+            ran = registry.current_config(record.baseline, record.config).get(key)
             if isinstance(ran, (int, float)) and ran > 0:
                 scale *= value / ran
         times.append(float(record.wall_time_s) * scale)

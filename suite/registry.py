@@ -41,6 +41,16 @@ class BaselineEntry:
     distributed: bool = False
     docs: dict[str, str] = field(default_factory=dict)
     resolve: ResolveFn | None = None
+    renamed: dict[str, str] = field(default_factory=dict)  # current name -> former name (see register_baseline)
+
+    def former_names(self, hparams: dict[str, Any]) -> dict[str, Any]:
+        """``hparams`` under the names the baseline had when its cells were first hashed (what ``config_hash`` sees)."""
+        return {self.renamed.get(key, key): value for key, value in hparams.items()}
+
+    def current_names(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A record's ``config``/``resolved`` under today's names (records written before a rename keep the old)."""
+        current = {former: new for new, former in self.renamed.items()}
+        return {current.get(key, key): value for key, value in config.items()}
 
     def resolved(self, hparams: dict[str, Any], env: str, seed: int) -> dict[str, Any]:
         """The hyperparameters ``fit`` receives for ``env`` and ``seed``: ``hparams`` through the baseline's hook."""
@@ -49,11 +59,12 @@ class BaselineEntry:
 
 @dataclass(frozen=True)
 class Hyperparameter:
-    """One hyperparameter a spec may set: its name, default and one-line doc ("" when undocumented)."""
+    """One hyperparameter a spec may set: its name, default, one-line doc ("" when undocumented), former name."""
 
     name: str
     default: Any
     doc: str
+    former: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ def register_baseline(
     distributed: bool = False,
     docs: dict[str, str] | None = None,
     resolve: ResolveFn | None = None,
+    renamed: dict[str, str] | None = None,
 ) -> Callable[[FitFn], FitFn]:
     """Register ``fit`` under ``name``.
 
@@ -94,17 +106,26 @@ def register_baseline(
     ``resolve(hparams, env, seed) -> hparams`` fills in what depends on the env or seed (a paper's per-env protocol
     for keys left ``None``, a search setting chosen by seed); the harness applies it before ``fit``, so
     ``ctx.hparams`` is exactly what the module uses and the record stores it (``resolved``).  It must be pure.
+    ``renamed`` maps a hyperparameter's current name to its former one.  A rename changes nothing that ran, so the
+    config hash is computed under the former names (a cell keeps its identity and committed records stay valid),
+    records written before the rename are read under the new names (:meth:`BaselineEntry.current_names`), and a
+    spec or ``-o`` override using a former name is rejected with a message naming the new one.
     """
     unknown = sorted(set(docs or {}) - set(defaults))
     if unknown:  # a doc of a name the baseline does not take would document a typo
         raise ValueError(f"baseline {name!r}: docs for unknown hyperparameter(s) {', '.join(unknown)}")
+    renamed = dict(renamed or {})
+    bad = sorted(new for new, former in renamed.items() if new not in defaults or former in defaults)
+    if bad or len(set(renamed.values())) < len(renamed):  # two keys hashing under one name would merge two cells
+        raise ValueError(f"baseline {name!r}: a rename must map a current hyperparameter to a distinct name it no "
+                         f"longer has; check {', '.join(bad) or 'the former names'}")
 
     def wrap(fit: FitFn) -> FitFn:
         if name in BASELINES and BASELINES[name].fit is not fit:
             raise ValueError(f"baseline {name!r} registered twice")
         BASELINES[name] = BaselineEntry(
             name, fit, dict(defaults), tuple(env_families), description or (fit.__doc__ or "").strip().split("\n")[0],
-            module_class, distributed, dict(docs or {}), resolve,
+            module_class, distributed, dict(docs or {}), resolve, renamed,
         )
         return fit
 
@@ -183,6 +204,20 @@ def _import_hint() -> str:
     return " (modules that failed to import: " + "; ".join(f"{m}: {e}" for m, e in IMPORT_ERRORS.items()) + ")"
 
 
+def former_name_error(baseline: str, key: str) -> str | None:
+    """The message for a hyperparameter that ``baseline`` used to call ``key`` (``None``: not a former name)."""
+    entry = BASELINES.get(baseline)
+    new = next((n for n, former in entry.renamed.items() if former == key), None) if entry else None
+    return None if new is None else f"hyperparameter {key!r} of baseline {baseline!r} was renamed to {new!r}"
+
+
+def current_config(baseline: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``config`` (or ``resolved``) of ``baseline`` under today's names; unchanged for unknown baselines."""
+    load_all()
+    entry = BASELINES.get(baseline)
+    return dict(config) if entry is None else entry.current_names(config)
+
+
 def hyperparameters(name: str) -> list[Hyperparameter]:
     """Every hyperparameter of baseline ``name``, in declaration order, with its default and one-line doc.
 
@@ -196,7 +231,7 @@ def hyperparameters(name: str) -> list[Hyperparameter]:
     for module in _defining_modules(entry):
         for key, doc in _default_comments(module).items():
             comments.setdefault(key, doc)
-    return [Hyperparameter(key, value, entry.docs.get(key) or comments.get(key, ""))
+    return [Hyperparameter(key, value, entry.docs.get(key) or comments.get(key, ""), entry.renamed.get(key))
             for key, value in entry.defaults.items()]
 
 

@@ -192,9 +192,14 @@ def _check_hparams(reader: Reader, overrides: dict[str, Any], baseline: str, whe
     defaults = registry.BASELINES[baseline].defaults
     for key, value in overrides.items():
         if key not in defaults:
-            raise reader.fail(f"{where}.{key}", f"unknown hyperparameter of baseline {baseline!r}; "
-                              f"valid: {', '.join(sorted(defaults))}")
+            raise reader.fail(f"{where}.{key}", registry.former_name_error(baseline, key) or
+                              f"unknown hyperparameter of baseline {baseline!r}; valid: {', '.join(sorted(defaults))}")
         reader.like_default(value, defaults[key], f"{where}.{key}")
+
+
+def _renamed(key: str, baselines: set[str]) -> str | None:
+    """The rename message for ``key`` if one of ``baselines`` used to call a hyperparameter so."""
+    return next(filter(None, (registry.former_name_error(b, key) for b in sorted(baselines))), None)
 
 
 def _env_names(reader: Reader, raw: Any, where: str, env_names: list[str]) -> tuple[str, ...]:
@@ -226,8 +231,8 @@ def _variants(reader: Reader, raw: Any, default_baseline: str, params: dict[str,
     known = set().union(*(registry.BASELINES[v.baseline].defaults for v in variants.values()))
     for key in params:
         if key not in known:
-            raise reader.fail(f"params.{key}", f"no variant's baseline has this hyperparameter; valid: "
-                              f"{', '.join(sorted(known))}")
+            raise reader.fail(f"params.{key}", _renamed(key, {v.baseline for v in variants.values()}) or
+                              f"no variant's baseline has this hyperparameter; valid: {', '.join(sorted(known))}")
     return variants
 
 
@@ -266,8 +271,8 @@ def _profiles(reader: Reader, raw: Any, variants: dict[str, Variant], envs: tupl
         known = set().union(*(registry.BASELINES[variants[v].baseline].defaults for v in chosen))
         for key in params:
             if key not in known:
-                raise reader.fail(f"{where}.params.{key}", f"no variant's baseline has this hyperparameter; "
-                                  f"valid: {', '.join(sorted(known))}")
+                raise reader.fail(f"{where}.params.{key}", _renamed(key, {variants[v].baseline for v in chosen}) or
+                                  f"no variant's baseline has this hyperparameter; valid: {', '.join(sorted(known))}")
         # NaN compares false with everything, so `timeout: .nan` would silently disable the timeout
         timeout = reader.number(body.get("timeout", 3600), f"{where}.timeout", "seconds", low=0, open_low=True)
         profiles[name] = Profile(name, seeds, profile_envs, chosen, dict(params), float(timeout), skip)

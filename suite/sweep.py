@@ -90,7 +90,7 @@ def same_run(record: RunRecord, job: Job) -> bool:
     if record.resolved is None:
         return True
     try:
-        return record.resolved == jsonable(job.resolved_hparams())
+        return registry.current_config(record.baseline, record.resolved) == jsonable(job.resolved_hparams())
     except Exception:  # noqa: BLE001 (the hook fails now: re-run, and the run's record says why)
         return False
 

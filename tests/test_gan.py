@@ -23,7 +23,7 @@ def _run(baseline: str, env: str, seed: int, tmp_path: Path, **overrides) -> obj
     lightning.seed_everything(seed, verbose=False)
     torch.use_deterministic_algorithms(True)
     entry = get_baseline(baseline)
-    hp = dict(entry.defaults, width=16, z_dim=32, eval_samples=400, num_evals=1)
+    hp = dict(entry.defaults, width=16, z_dim=32, eval_samples=400, n_evals=1)
     hp.update(overrides)
     return entry.fit(RunContext("gan_fid", "test", env, seed, "smoke", baseline, entry.resolved(hp, env, seed), tmp_path))
 
@@ -74,7 +74,7 @@ def test_ns_gan_on_grid_covers_more_modes_than_at_init(tmp_path: Path) -> None:
 
 
 def test_short_runs_are_deterministic_and_drivers_agree(tmp_path: Path) -> None:
-    kwargs = dict(loss="wgan_gp", train_steps=12, num_hparam_settings=3)
+    kwargs = dict(loss="wgan_gp", train_steps=12, n_hparam_settings=3)
     first = _run("gan", "digits", 4, tmp_path, **kwargs)
     second = _run("gan", "digits", 4, tmp_path, **kwargs)
     loop = _run("gan", "digits", 4, tmp_path, driver="loop", **kwargs)
@@ -100,6 +100,6 @@ def test_search_settings_are_fixed_and_in_lucic_ranges() -> None:
     assert all(1e-5 <= s["lr"] <= 1e-2 and 0 <= s["beta1"] <= 1 and 1 <= s["n_critic"] <= 5 for s in settings)
     assert all(0.1 <= s["gp_lambda"] <= 100 and 1e-3 <= s["clip"] <= 1 for s in settings)
     assert {s["n_critic"] for s in settings} == {1, 2, 3, 4, 5}
-    hp = resolve_search(dict(lr=0.1, beta1=0.5, num_hparam_settings=4), seed=6, keys=("lr",))
+    hp = resolve_search(dict(lr=0.1, beta1=0.5, n_hparam_settings=4), seed=6, keys=("lr",))
     assert hp["hp_index"] == 2 and hp["lr"] == settings[2]["lr"] and hp["beta1"] == 0.5
-    assert resolve_search(dict(lr=0.1, num_hparam_settings=0), seed=6, keys=("lr",))["lr"] == 0.1
+    assert resolve_search(dict(lr=0.1, n_hparam_settings=0), seed=6, keys=("lr",))["lr"] == 0.1

@@ -123,7 +123,7 @@ def test_a_few_meta_iterations_learn(omniglot_folder: Path) -> None:
     hp = {**DEFAULTS, "channels": 16, "meta_iterations": 30, "meta_batch": 4, "iters_per_step": 10,
           "eval_tasks": 40, "curve_points": 3}
     module = MAMLClassifier(n_way=5, k_shot=1, **hp)
-    assert module.cfg["inner_lr"] == PAPER[5]["inner_lr"] and module.cfg["eval_steps"] == 3
+    assert module.hparams.inner_lr == PAPER[5]["inner_lr"] and module.hparams.eval_steps == 3
     module.sampler = EpisodeSampler(images, 5, 1, 1)
     train_meta_learner(module)
     accuracy = module.evaluate(EpisodeSampler(images, 5, 1, 2))
@@ -153,7 +153,7 @@ def test_the_harness_resolves_the_papers_values_the_module_would_fill_in(env: st
     assert get_baseline("maml_omniglot").resolved({**DEFAULTS, "inner_lr": 0.7, "k_query": 2}, env, 0)["inner_lr"] == 0.7
     declared = MAMLClassifier(n_way=n_way, k_shot=k_shot, **{**DEFAULTS, "channels": 8})
     ran = MAMLClassifier(n_way=n_way, k_shot=k_shot, **{**resolved, "channels": 8})
-    assert {k: ran.cfg[k] for k in PAPER[n_way]} == {k: declared.cfg[k] for k in PAPER[n_way]}
+    assert {k: ran.hparams[k] for k in PAPER[n_way]} == {k: declared.hparams[k] for k in PAPER[n_way]}
 
 
 def test_killed_at_half_and_resumed_meta_training_is_bit_identical(omniglot_folder: Path, tmp_path: Path,

@@ -11,7 +11,7 @@ import torch
 from suite.api import RunContext, RunOutput
 from suite.registry import get_baseline
 
-SMALL = dict(n_envs=4, n_steps=256, batch_size=64, n_epochs=10, learning_rate=1e-3, hidden=[64, 64],
+SMALL = dict(n_envs=4, n_steps=256, batch_size=64, n_epochs=10, lr=1e-3, hidden=[64, 64],
              eval_episodes=5, log_std_init=0.0)
 
 

@@ -79,7 +79,7 @@ def _kill_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, baseline: 
 
 def test_ppo_killed_at_half_and_resumed_is_bit_identical(tmp_path, monkeypatch):
     """Lattice PPO on MuJoCo InvertedPendulum: 4 iterations of 4 envs x 256 steps, killed after iteration 2."""
-    hp = dict(total_steps=4096, n_envs=4, n_steps=256, batch_size=64, n_epochs=2, learning_rate=3e-4,
+    hp = dict(total_steps=4096, n_envs=4, n_steps=256, batch_size=64, n_epochs=2, lr=3e-4,
               hidden=[32, 32], n_evals=2, eval_episodes=2, noise="lattice", sde_sample_freq=4)
     _, resumed = _kill_and_resume(tmp_path, monkeypatch, "ppo", "InvertedPendulum-v5", hp, every=1024, half=2048)
     assert resumed.steps == 4096 and len(resumed.curves["eval_return"]) == 2
