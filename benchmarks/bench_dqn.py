@@ -14,9 +14,11 @@ All ratios are measured in one process with the same hyperparameters (one update
   (AMD EPYC) under load: the two big-linear products run near the core's sgemm rate; the conv's weight gradient
   runs ATen's per-sample slow_conv2d loop (~20% of the update); the centered RMSProp ~30%, a third of it one
   ``sqrt``: torch's CPU sqrt (MKL VML, not correctly rounded: 9% of all float32 inputs differ from IEEE sqrt,
-  checked exhaustively) is ~6x slower on exact zeros, and ~45% of the linear layer's centered denominators are
-  exact zeros (inputs that are zero in every sampled batch), so neither a correctly rounded sqrt nor skipping
-  the zeros keeps the floats.  oneDNN's conv (other floats) measured no faster than NNPACK + slow_conv2d here.
+  checked exhaustively) is ~4-6x slower on vectors holding exact zeros, and ~45% of the linear layer's centered
+  denominators are exact zeros (inputs that are zero in every sampled batch).  ``FusedRMSprop`` clamps them to
+  FLT_MIN before the sqrt, which ``+ eps`` rounds away (bit-identical; see ``baselines.optim``): 1.44x -> 1.52x
+  SB3, idle, pinned AVX2 (1.534, 1.517, 1.516 in three runs).  oneDNN's conv (other floats) measured no faster
+  than NNPACK + slow_conv2d here.
 * Lightning's machinery (the Fabric driver of baselines/rl_loop.py) costs <= 15% against running the same
   module's chunks in a plain PyTorch loop (benchmarks/bench_rl_driver.py compares it with the Trainer it replaced).
 * CartPole-v1 at CleanRL's ``dqn.py`` defaults (update every 10 steps, batch 128, 120-84 MLP): >= CleanRL,
