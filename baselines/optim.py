@@ -25,17 +25,12 @@ _LARGE = 4096  # elements: below this a few zeros cost less than the clamp and t
 
 
 class _CachedStep:
-    """The step both optimizers share: torch's own ``step`` until :meth:`_prime` has cached the tensor lists (and
-    whenever something unusual shows up), then ``_fast_step`` on the cached lists."""
+    """The step both optimizers share: torch's own ``step`` until ``_prime`` has cached the tensor lists (and
+    whenever something unusual shows up), then ``_fast_step(cache, grads)`` on the cached lists; each optimizer
+    below defines those two."""
 
     _cache: tuple[list[torch.Tensor], ...] | None
     param_groups: list[dict[str, Any]]
-
-    def _prime(self) -> None:
-        raise NotImplementedError
-
-    def _fast_step(self, cache: tuple[list[torch.Tensor], ...], grads: list[torch.Tensor]) -> None:
-        raise NotImplementedError
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)  # type: ignore[misc]
@@ -52,9 +47,9 @@ class _CachedStep:
         if cache is None or len(self.param_groups) != 1 or any(g is None for g in grads):
             super().step()  # type: ignore[misc]  # torch's full path; the closure (if any) already ran
             if len(self.param_groups) == 1 and self._cache is None:
-                self._prime()
+                self._prime()  # type: ignore[attr-defined]
             return loss
-        self._fast_step(cache, grads)
+        self._fast_step(cache, grads)  # type: ignore[attr-defined]
         return loss
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from baselines.exploration import ExplorationHead, exploration_output, maybe_reset_noise
-from baselines.rl_loop import fit_chunks
+from baselines.rl_loop import EnvStepBudget, fit_chunks
 from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, adam, complete_hparams, mlp
 from suite.api import RunContext, RunOutput, check_finite
 from suite.checkpoint import rng_state, set_rng_state
@@ -59,7 +59,7 @@ DEFAULTS = dict(
 )
 
 
-class PPO(L.LightningModule):
+class PPO(EnvStepBudget, L.LightningModule):
     """Clipped-objective PPO with GAE, separate actor and critic MLPs and one Adam optimiser."""
 
     def __init__(self, env_id: str, seed: int = 0, **hp: object) -> None:
@@ -118,14 +118,6 @@ class PPO(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return adam(self.parameters(), self.hparams.lr, eps=1e-5)
-
-    @property
-    def step(self) -> int:
-        return self.env_steps
-
-    @property
-    def done(self) -> bool:
-        return self.env_steps >= self.total_steps
 
     def env_action(self, gaussian_action: torch.Tensor) -> torch.Tensor:
         return torch.maximum(torch.minimum(gaussian_action, self.high), self.low)

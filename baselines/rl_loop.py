@@ -96,3 +96,18 @@ def fit_chunks(module: ChunkedModule, ctx: RunContext, *, dataloader_seed_draw: 
         return module.run_output()
     finally:
         module.close()
+
+
+class EnvStepBudget:
+    """``step`` and ``done`` of a module whose budget is ``total_steps`` env steps, counted in ``env_steps``."""
+
+    env_steps: int
+    total_steps: int
+
+    @property
+    def step(self) -> int:
+        return self.env_steps
+
+    @property
+    def done(self) -> bool:
+        return self.env_steps >= self.total_steps

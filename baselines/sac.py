@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from baselines.exploration import ExplorationHead, exploration_output
-from baselines.rl_loop import fit_chunks
+from baselines.rl_loop import EnvStepBudget, fit_chunks
 from baselines.rollout import ACTIVATIONS, EvalTracker, Normalizer, VecEnv, adam, complete_hparams, mlp
 from suite.api import RunContext, RunOutput, check_finite
 from suite.checkpoint import rng_state, set_rng_state
@@ -83,7 +83,7 @@ class QEnsemble(nn.Module):
         return h.squeeze(-1)
 
 
-class SAC(L.LightningModule):
+class SAC(EnvStepBudget, L.LightningModule):
     """Soft actor-critic with twin critics, target networks and a learned entropy coefficient."""
 
     def __init__(self, env_id: str, seed: int = 0, **hp: object) -> None:
@@ -121,14 +121,6 @@ class SAC(L.LightningModule):
         lr = self.hparams.lr
         actor_params = list(self.actor.parameters()) + list(self.head.parameters())
         return [adam(actor_params, lr), adam(self.critic.parameters(), lr), adam([self.log_ent_coef], lr)]
-
-    @property
-    def step(self) -> int:
-        return self.env_steps
-
-    @property
-    def done(self) -> bool:
-        return self.env_steps >= self.total_steps
 
     # ------------------------------------------------------------------------------------ checkpoint / resume
     def resume_state(self) -> dict[str, Any]:
