@@ -21,7 +21,7 @@ being updated ``frozen``).  By default the Lightning ``Trainer`` runs it (``trai
 and ``manual_backward``); its per-step overhead, measured in benchmarks/bench_fid.py, is ~2.3 ms of a ~17.7 ms
 digits step and ~0.9 ms of a ~4.9 ms 2-D MLP step (CPU, 1 thread): noticeable, not dominant.  ``driver: loop``
 runs the same ``update`` from a plain PyTorch loop with the module's own optimisers and ``Tensor.backward``
-(baselines.generative_nets._plain_loop), bit-identical to the Trainer run, for nets where the overhead would
+(baselines.generative_loop._plain_loop), bit-identical to the Trainer run, for nets where the overhead would
 dominate.
 """
 
@@ -30,18 +30,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from baselines.generative_nets import RENAMED, Discriminator, Generator, fit_generative, frozen, search_resolver
+from baselines.generative_loop import fit_generative
+from baselines.generative_nets import RENAMED, Discriminator, GenerativeModule, Generator, frozen, search_resolver
 from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
 
 LOSSES = ("mm", "ns", "lsgan", "wgan", "wgan_gp", "dragan")
 
 
-class GAN(pl.LightningModule):
+class GAN(GenerativeModule):
     """Generator + discriminator trained with one of :data:`LOSSES`; ``training_step`` does one D update and,
     every ``n_critic``-th step, one G update."""
 
@@ -104,9 +104,6 @@ class GAN(pl.LightningModule):
         return -d_fake.mean()
 
     # --- one step -----------------------------------------------------------------------------------------------
-    def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
-        return self.update(batch, batch_idx, *self.optimizers(), backward=self.manual_backward)
-
     def update(self, batch: Any, batch_idx: int, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                backward: Callable[[torch.Tensor], None]) -> dict[str, torch.Tensor]:
         """The step with explicit optimisers and backward: the Trainer's (``training_step``) or plain PyTorch's."""

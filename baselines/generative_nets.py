@@ -19,7 +19,6 @@ For 2-D point data (ring / grid of Gaussians) both networks are MLPs with two hi
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,9 +27,6 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import nn
-
-from suite.api import Diverged, RunContext, RunOutput, Throttle, check_finite
-from suite.distributed import rank_seed, replica_checksums
 
 
 def _maybe_bn1d(features: int, enabled: bool) -> nn.Module:
@@ -154,132 +150,15 @@ def search_resolver(keys: tuple[str, ...]) -> Callable[[dict[str, Any], str, int
     return lambda hparams, env, seed: resolve_search(hparams, seed, keys)
 
 
-# ----------------------------------------------------------------------------------------------- the run driver
-def fit_generative(ctx: RunContext, build: Callable[[dict[str, Any], tuple[int, ...]], pl.LightningModule],
-                   search_keys: tuple[str, ...]) -> RunOutput:
-    """Train ``build(hparams, data_shape)`` on ``ctx.env`` for ``train_steps`` minibatches, evaluate FID/IS/KID.
+# ------------------------------------------------------------------------------------------- the module contract
+class GenerativeModule(pl.LightningModule):
+    """What the driver (baselines.generative_loop) trains: ``update(batch, batch_idx, *optimizers, backward)`` is one
+    step with explicit optimisers and backward, run by the Trainer (``training_step``, Lightning's optimisers and
+    ``manual_backward``) or by a plain PyTorch loop; ``generate(z)`` maps latent noise to samples."""
 
-    Shared by the GAN and the VAE (``ctx.hparams`` has the search setting resolved: :func:`search_resolver`):
-    trains with the Lightning Trainer (or a plain PyTorch loop, ``driver: loop``), tracks FID on a fixed evaluation
-    noise ``n_evals`` times (curve ``fid``) and returns the final metrics on ``eval_samples`` samples against the
-    held-out real set.  The module must provide ``generate(z)``, ``hparams.z_dim`` and
-    ``update(batch, batch_idx, *optimizers, backward)`` (what its ``training_step`` runs), which returns a dict of
-    detached losses.
-    """
-    from suite.envs.generative import load_generative_data
-    from suite.metrics.generative import GenerativeEvaluator
+    steps_before = 0  # minibatches trained before this fit (a resumed run): batch_idx counts from there
 
-    hp = dict(ctx.hparams)
-    data = load_generative_data(ctx.env)
-    module = build(hp, data.shape)
-    evaluator = GenerativeEvaluator(data)
-    # a fixed evaluation noise of its own keeps the training RNG stream independent of how often we evaluate
-    z_eval = torch.randn(hp["eval_samples"], module.hparams.z_dim, generator=torch.Generator().manual_seed(ctx.seed))
-    steps, batch_size = int(hp["train_steps"]), int(hp["batch_size"])
-    eval_at = {int(round(s)) for s in np.linspace(0, steps, int(hp["n_evals"]) + 1)[1:]}
-    curves: dict[str, list[tuple[float, float]]] = {"fid": [], "d_loss": [], "g_loss": []}
-    log_every = max(1, steps // 50)
-    progress = Throttle(ctx.progress)
-
-    def generate() -> torch.Tensor:
-        was_training = module.training
-        module.eval()
-        with torch.no_grad():
-            samples = torch.cat([module.generate(z) for z in torch.split(z_eval, 1000)])
-        module.train(was_training)
-        check_finite(samples.sum(), step, "generated samples")
-        return samples
-
-    def after_step(outputs: dict[str, torch.Tensor], index: int) -> None:
-        nonlocal step
-        step = index + 1
-        for name, value in outputs.items():
-            check_finite(value, step, name)
-            if step % log_every == 0:
-                curves.setdefault(name, []).append((step, float(value)))
-                ctx.log(step, **{name: curves[name][-1][1]})
-        if step in eval_at:
-            curves["fid"].append((step, evaluator(generate(), fid_only=True)["fid"]))
-            ctx.log(step, fid=curves["fid"][-1][1])
-        progress(step, steps)
-
-    step = 0
-    start, start_cpu = time.perf_counter(), time.process_time()
-    # Under DDP (--devices W) each rank takes batch_size / W of every minibatch (Lightning shards the sampler),
-    # so the run makes the same number of updates on the same global batch size as on one device.
-    world = ctx.world_size
-    if batch_size % world:
-        raise ValueError(f"batch_size {batch_size} is not divisible by the {world} devices")
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(data.train), batch_size=batch_size // world,
-        sampler=torch.utils.data.RandomSampler(data.train, replacement=True, num_samples=steps * batch_size))
-    if hp.get("driver", "trainer") == "trainer":
-        rank_noise = _RankNoise(ctx.seed)
-        callbacks = [_AfterStep(after_step), rank_noise]
-        trainer = pl.Trainer(**ctx.trainer_kwargs(max_epochs=1, num_sanity_val_steps=0, callbacks=callbacks,
-                                                  find_unused_parameters=True,
-                                                  sync_batchnorm=world > 1 and ctx.accelerator != "cpu"))
-        trainer.fit(module, loader)
-        replica_sums = rank_noise.replica_sums
-    elif world > 1:
-        raise ValueError("driver: loop is single-device; use driver: trainer with several devices")
-    else:
-        _plain_loop(module, loader, after_step)
-        replica_sums = []
-    train_time = time.perf_counter() - start
-    train_cpu = time.process_time() - start_cpu
-
-    samples = generate()
-    metrics = evaluator(samples)
-    if not all(math.isfinite(v) for v in metrics.values()):
-        raise Diverged(steps, f"non-finite metric in {metrics}")
-    shown = samples[:64] if data.is_image else samples[:1000]
-    extras = dict(
-        **({"replica_param_sums": replica_sums} if replica_sums else {}),
-        hparams_search={k: hp[k] for k in ("hp_index", *search_keys)}, num_samples=len(samples),
-        train_time_s=train_time, train_cpu_s=train_cpu, sample_shape=list(data.shape),
-        samples=np.round(shown.flatten(1).numpy(), 3).tolist(), **evaluator.info,
-    )
-    return RunOutput(metrics=metrics, curves={k: v for k, v in curves.items() if v}, steps=steps,
-                     step_unit="minibatches", extras=extras)
-
-
-class _AfterStep(pl.Callback):
-    def __init__(self, fn: Callable[[dict[str, torch.Tensor], int], None]) -> None:
-        self.fn = fn
-
-    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        self.fn(outputs, batch_idx)
-
-
-class _RankNoise(pl.Callback):
-    """Under DDP, a rank-specific torch stream so ranks draw different latent noise, and the replica check at the
-    end (one device: no-op)."""
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self.replica_sums: list[float] = []
-
-    def on_fit_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        if trainer.world_size > 1:
-            torch.manual_seed(rank_seed(self.seed, trainer.global_rank))
-
-    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self.replica_sums = replica_checksums(module, trainer.world_size, module.all_gather)
-
-
-def _plain_loop(module: pl.LightningModule, loader: Any, after_step: Callable[..., None]) -> None:
-    """Run ``module.update`` over ``loader`` with the module's own optimisers and ``Tensor.backward``: plain
-    PyTorch, no Trainer and no Fabric (whose optimiser and backward wrappers cost ~2-7% of a 2-D GAN step here).
-
-    Same maths and RNG use as the Trainer (bit-identical, tests/test_gan.py).  Measured (benchmarks/bench_fid.py,
-    1 thread, shared CPU): the Trainer adds ~2.3 ms to a ~17.7 ms digits conv-GAN step (13%) and ~0.9 ms to a
-    ~4.9 ms 2-D MLP step (18%), so it does not dominate and stays the default; this loop is for when it would,
-    e.g. far smaller nets.
-    """
-    optimizers = module.configure_optimizers()
-    optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
-    module.train()
-    for index, batch in enumerate(loader):
-        after_step(module.update(batch, index, *optimizers, backward=torch.Tensor.backward), index)
+    def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        return self.update(batch, self.steps_before + batch_idx, *optimizers, backward=self.manual_backward)

@@ -16,16 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from baselines.generative_nets import RENAMED, Discriminator, Generator, fit_generative, search_resolver
+from baselines.generative_loop import fit_generative
+from baselines.generative_nets import RENAMED, Discriminator, GenerativeModule, Generator, search_resolver
 from suite.api import RunContext, RunOutput
 from suite.registry import register_baseline
 
 
-class VAE(pl.LightningModule):
+class VAE(GenerativeModule):
     """Gaussian-latent VAE; ``training_step`` does one Adam step on the negative ELBO of the batch."""
 
     def __init__(self, data_shape: tuple[int, ...], z_dim: int = 64, width: int = 64, lr: float = 1e-3,
@@ -52,9 +52,6 @@ class VAE(pl.LightningModule):
             recon = (self.decoder(z) - x).square() / (2 * self.hparams.recon_std**2)
         kl = 0.5 * (mu.square() + log_var.exp() - 1 - log_var).sum(dim=1)
         return recon.flatten(1).sum(dim=1).mean(), kl.mean()
-
-    def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
-        return self.update(batch, batch_idx, self.optimizers(), backward=self.manual_backward)
 
     def update(self, batch: Any, batch_idx: int, optimizer: torch.optim.Optimizer,
                backward: Callable[[torch.Tensor], None]) -> dict[str, torch.Tensor]:
