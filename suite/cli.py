@@ -112,7 +112,8 @@ def _split(text: str | None) -> list[str] | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from suite.overrides import apply_overrides, dry_run_plan, parse_overrides
-    from suite.report import build_report, overrides_note, results_table, write_task_outputs
+    from suite.report import build_report, results_table
+    from suite.report_pages import overrides_note, write_task_outputs
     from suite.sweep import run_sweep
 
     specs = _specs(args.specs)
@@ -166,14 +167,8 @@ def _print_corrupt(errors: list[str], stale: list[str] = ()) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from suite.report import (
-        build_report,
-        claims_block,
-        overrides_note,
-        results_table,
-        write_benchmarks,
-        write_task_outputs,
-    )
+    from suite.report import build_report, results_table
+    from suite.report_pages import claims_block, overrides_note, write_benchmarks, write_task_outputs
 
     specs = _specs(args.specs)
     root = Path(args.results)

@@ -6,7 +6,8 @@ import pytest
 
 from suite.cli import main
 from suite.record import RunRecord
-from suite.report import build_report, write_benchmarks
+from suite.report import build_report
+from suite.report_pages import write_benchmarks
 from suite.runner import plan_jobs
 from suite.spec import SpecError, load_spec
 from suite.store import read_record, record_path, write_record
