@@ -127,10 +127,8 @@ class SAC(EnvStepBudget, L.LightningModule):
         """The whole state between two chunks: weights, optimizers, held noise, the filled part of the replay
         memory, envs, RNG streams, curves."""
         filled = self.buf["obs"].shape[0] if self.buf_full else self.buf_pos
-        p_x = self.head.p_x
         return {"module": self.state_dict(), "optimizers": [opt.state_dict() for opt in self.optimizers()],
-                "noise": {"p_a": None if self.head.p_a is None else self.head.p_a.detach(),
-                          "p_x": None if p_x is None else p_x.detach()},
+                "noise": self.head.noise_state(),
                 "replay": {k: v[:filled].clone() for k, v in self.buf.items()},
                 "buf_pos": self.buf_pos, "buf_full": self.buf_full, "norm": self.norm.state_dict(),
                 "envs": self.envs.state_dict(), "tracker": self.tracker.state_dict(), "rng": rng_state(),
@@ -141,7 +139,7 @@ class SAC(EnvStepBudget, L.LightningModule):
         self.load_state_dict(state["module"])
         for opt, saved in zip(self.optimizers(), state["optimizers"], strict=True):
             opt.load_state_dict(saved)
-        self.head.p_a, self.head.p_x = state["noise"]["p_a"], state["noise"]["p_x"]
+        self.head.load_noise_state(state["noise"])
         for k, saved in state["replay"].items():
             self.buf[k][:saved.shape[0]] = saved
         self.buf_pos, self.buf_full = int(state["buf_pos"]), bool(state["buf_full"])
@@ -174,7 +172,7 @@ class SAC(EnvStepBudget, L.LightningModule):
             step, freq = self.env_steps // n, hp.sde_sample_freq
             # SB3: fresh matrices at every rollout start (gradient steps overwrite them with their own shared draw)
             # and every sde_sample_freq steps within a rollout
-            if step % hp.train_freq == 0 or (freq > 0 and step % freq == 0) or self.head.p_a is None:
+            if step % hp.train_freq == 0 or (freq > 0 and step % freq == 0) or self.head.perturbation is None:
                 self.head.reset_noise(n)
             action = torch.tanh(self.head(self.actor(self.obs.to(self.log_ent_coef.device)))[0])
             action = action.to("cpu", torch.float32)  # into the host replay memory, in its dtype (bf16 under autocast)
