@@ -119,6 +119,9 @@ class SAC(EnvStepBudget, L.LightningModule):
         obs_dim, act_dim, hidden = self.envs.obs_dim, self.envs.action_dim, list(hp.hidden)
         act_fn = ACTIVATIONS[hp.activation]
         self.actor = mlp([obs_dim, *hidden], act_fn)
+        for layer in self.actor:  # in place (same floats): a gradient step runs the actor on two batches of 256
+            if isinstance(layer, nn.ReLU):
+                layer.inplace = True
         self.head = ExplorationHead(hidden[-1], act_dim, hp.noise, hp.log_std_init, hp.lattice_alpha,
                                     tuple(hp.std_clip), hp.std_reg, hp.use_expln, state_dependent_std=True,
                                     clip_mean=hp.clip_mean if hp.noise != "gaussian" else 0.0)
