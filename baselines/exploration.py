@@ -172,10 +172,11 @@ class ExplorationHead(nn.Module):
 
     @contextmanager
     def shared_terms(self) -> Iterator[None]:
-        """Compute Lattice's weight-only terms (its clipped std, 256 x 262 for SAC, and the covariance basis) once for
-        every ``reset_noise``/``distribution`` call inside the block.  Only for a block in which the head's weights
-        do not change (SAC: one gradient step up to the actor's optimizer step); the backward pass then sums their
-        gradients once instead of differentiating three copies."""
+        """Compute Lattice's weight-only terms (its clipped std, 256 x 262 for SAC, the covariance basis and the
+        action mixing matrix) once for every ``reset_noise``/``forward``/``distribution`` call inside the block.
+        Only for a block in which the head's weights do not change (SAC: one gradient step up to the actor's
+        optimizer step; PPO: one rollout); the backward pass then sums their gradients once instead of
+        differentiating three copies."""
         self._memo = {}
         try:
             yield

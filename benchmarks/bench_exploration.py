@@ -92,11 +92,12 @@ def test_sac_speed(benchmark: object) -> None:
     print("SAC steps/s", speeds)
     # Issue 19's targets, asserted as stated: gSDE >= 1.3x SB3 (the earlier 1.5x is retired as out of reach): one
     # gradient step (three twin-critic passes, two actor passes, their backwards; ~300M MACs at 256x256, batch 256)
-    # is matmul-bound on one core (the critic's batched matmuls run at ~69-76 GFLOP/s against ~76-88 for a bare
-    # 256^3 matmul here), so equal FLOPs cap us near SB3's time minus its Python overhead.  Measured pinned, in one
-    # process with the previous code (AVX2 host under load): 1.31-1.38x, +4% over it (1.27-1.35x); 1.296x idle
-    # before.  The 4% are same-float changes: in-place ReLUs (no fresh 2 x 256 x 256 buffer per layer) and the
-    # critics' one-unit output layer with its outer-product and h^T g gradients in forms MKL runs ~10x faster.
+    # is matmul-bound on one core (the critic's batched matmuls run at ~69 GFLOP/s against ~88 for a bare 256^3
+    # matmul here, idle), so equal FLOPs cap us near SB3's time minus its Python overhead.  Measured pinned on the
+    # AVX2 host under load, in one process with the previous code: 1.26-1.38x depending on the load, +3.5-4.5% over
+    # the previous code (1.296x idle before).  Those % are same-float changes: in-place ReLUs (no fresh
+    # 2 x 256 x 256 buffer per layer) and the critics' one-unit output layer with its outer-product and h^T g
+    # gradients in forms MKL runs ~10x faster.
     # Lattice/gSDE measured 0.82-0.84 (0.74 before ExplorationHead.shared_terms, 0.80-0.83 before the transposed
     # fold of P_x W^T into P_a and the Cholesky terms from the inverse factor).
     assert speeds["gsde"] >= 1.3 * speeds["sb3_gsde"]
