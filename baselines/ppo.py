@@ -100,7 +100,7 @@ class PPO(EnvStepBudget, L.LightningModule):
         """The whole state between two iterations: weights, optimizer, normaliser, envs, RNG streams, curves."""
         head = self.head
         return {"module": self.state_dict(), "optimizer": self.optimizers().state_dict(),
-                "noise": {"p_a": head.p_a, "p_x": head.p_x}, "norm": self.norm.state_dict(),
+                "noise": head.noise_state(), "norm": self.norm.state_dict(),
                 "envs": self.envs.state_dict(), "tracker": self.tracker.state_dict(), "rng": rng_state(),
                 "obs": self.obs.clone(), "episode_start": self.episode_start.clone(), "env_steps": self.env_steps}
 
@@ -108,7 +108,7 @@ class PPO(EnvStepBudget, L.LightningModule):
         """Restore :meth:`resume_state` (after ``fabric.setup``: the optimizer exists and the module is placed)."""
         self.load_state_dict(state["module"])
         self.optimizers().load_state_dict(state["optimizer"])
-        self.head.p_a, self.head.p_x = state["noise"]["p_a"], state["noise"]["p_x"]
+        self.head.load_noise_state(state["noise"])
         self.norm.load_state_dict(state["norm"])
         self.envs.load_state_dict(state["envs"])
         self.tracker.load_state_dict(state["tracker"])
@@ -134,23 +134,24 @@ class PPO(EnvStepBudget, L.LightningModule):
         buf_obs, buf_act, buf_rew, buf_start = self.buf_obs, self.buf_act, self.buf_rew, self.buf_start
         device = buf_obs.device
         obs, start = self.obs.to(device), self.episode_start.to(device)
-        head.reset_noise(hp.n_envs)
-        for t in range(hp.n_steps):
-            if t > 0:
-                maybe_reset_noise(head, t, hp.sde_sample_freq, hp.n_envs)
-            action, _ = head(actor(obs))
-            envs.step(self.env_action(action).cpu().numpy())
-            buf_obs[t], buf_act[t], buf_start[t] = obs, action, start
-            done = envs.terminated | envs.truncated
-            buf_rew[t] = torch.from_numpy(norm.reward(envs.rewards, done))
-            trunc = envs.truncated & ~envs.terminated
-            if trunc.any():
-                self.buf_trunc[t] = torch.from_numpy(trunc)
-                self.buf_boot[t, trunc] = torch.from_numpy(norm.obs(envs.final_obs[trunc]))
-            else:
-                self.buf_trunc[t] = False
-            obs = torch.from_numpy(norm.obs(envs.obs, update=True)).to(device)
-            start = torch.from_numpy(done.astype(np.float32)).to(device)
+        with head.shared_terms():  # weights fixed during a rollout: Lattice's std once, not at every draw
+            head.reset_noise(hp.n_envs)
+            for t in range(hp.n_steps):
+                if t > 0:
+                    maybe_reset_noise(head, t, hp.sde_sample_freq, hp.n_envs)
+                action, _ = head(actor(obs))
+                envs.step(self.env_action(action).cpu().numpy())
+                buf_obs[t], buf_act[t], buf_start[t] = obs, action, start
+                done = envs.terminated | envs.truncated
+                buf_rew[t] = torch.from_numpy(norm.reward(envs.rewards, done))
+                trunc = envs.truncated & ~envs.terminated
+                if trunc.any():
+                    self.buf_trunc[t] = torch.from_numpy(trunc)
+                    self.buf_boot[t, trunc] = torch.from_numpy(norm.obs(envs.final_obs[trunc]))
+                else:
+                    self.buf_trunc[t] = False
+                obs = torch.from_numpy(norm.obs(envs.obs, update=True)).to(device)
+                start = torch.from_numpy(done.astype(np.float32)).to(device)
         self.obs, self.episode_start = obs, start
         self.env_steps += hp.n_steps * hp.n_envs
 

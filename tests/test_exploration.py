@@ -206,3 +206,18 @@ def test_match_initial_std_equalises_the_sampled_action_spread(noise: str, use_e
     assert torch.stack(samples).std(0).mean().item() == pytest.approx(0.3, rel=0.05)
     with pytest.raises(ValueError, match="positive"):
         head.match_initial_std(latents, 0.0)
+
+
+@pytest.mark.parametrize("noise", ["gsde", "lattice"])
+def test_noise_state_round_trip_and_former_checkpoint_layout(noise: str) -> None:
+    """The held draw survives a checkpoint, in the current layout and in the former separate {p_a, p_x} one."""
+    head, x = _head(noise), torch.randn(3, 6, dtype=torch.double)
+    head.reset_noise(3)
+    with torch.no_grad():
+        before = head(x)[0]
+    state, former = head.noise_state(), {"p_a": head.p_a.clone(), "p_x": None if head.p_x is None else head.p_x.clone()}
+    for saved in (state, former):
+        head.reset_noise(3)
+        head.load_noise_state(saved)
+        with torch.no_grad():
+            torch.testing.assert_close(head(x)[0], before)

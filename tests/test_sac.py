@@ -55,3 +55,30 @@ def test_target_critic_stays_a_detached_leaf_after_updates() -> None:
     after = list(module.critic_target.parameters())
     assert all(p.is_leaf and not p.requires_grad and p.grad_fn is None for p in after)
     assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))  # polyak moved them
+
+
+@pytest.mark.parametrize("batch, width", [(32, 32), (256, 256)])
+def test_critic_output_layer_gradients_are_autograds_floats(batch: int, width: int) -> None:
+    """QEnsemble's custom output layer and in-place activations give autograd's own floats, values and gradients."""
+    from baselines.sac import QEnsemble
+
+    torch.manual_seed(0)
+    q = QEnsemble(23, [width, width], 2)
+    obs, act = torch.randn(batch, 17), torch.randn(batch, 6, requires_grad=True)
+
+    def plain(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([obs, action], -1).unsqueeze(0).expand(2, -1, -1)
+        for i, (w, b) in enumerate(zip(q.weights, q.biases, strict=True)):
+            h = torch.baddbmm(b, h, w)
+            h = torch.relu(h) if i < len(q.weights) - 1 else h
+        return h.squeeze(-1)
+
+    def run(forward: object) -> list[torch.Tensor]:
+        for p in [*q.parameters(), act]:
+            p.grad = None
+        out = forward(obs, act)
+        (out.min(0).values * torch.linspace(-1, 1, batch)).sum().backward()
+        return [out.detach(), act.grad.clone(), *(p.grad.clone() for p in q.parameters())]
+
+    for ours, ref in zip(run(q), run(plain), strict=True):
+        assert torch.equal(ours, ref)
