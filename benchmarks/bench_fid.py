@@ -81,7 +81,7 @@ def test_trainer_overhead_per_step(benchmark, tmp_path: Path) -> None:
             lightning.seed_everything(0, verbose=False)
             hp = dict(entry.defaults, width=16, z_dim=32, train_steps=300, eval_samples=200, n_evals=1,
                       driver=driver)
-            out = entry.fit(RunContext("bench", "ns", env, 0, "bench", "gan", hp, tmp_path))
+            out = entry.fit(RunContext("bench", "ns", env, 0, "bench", "gan", entry.resolved(hp, env, 0), tmp_path))
             per_step[f"{env}_{driver}_ms"] = 1e3 * out.extras["train_cpu_s"] / 300
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     benchmark.extra_info.update(per_step)

@@ -59,7 +59,10 @@ def fit_seconds(baseline: str, env: str, hparams: dict[str, Any]) -> float:
     entry = get_baseline(baseline)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = RunContext("bench", "v", env, 0, "bench", baseline, {**entry.defaults, **hparams}, Path(tmp))
+        full = {**entry.defaults, **hparams}
+        # the hyperparameters the harness would pass (the resolve hook, where the tree has one)
+        full = entry.resolved(full, env, 0) if hasattr(entry, "resolved") else full
+        ctx = RunContext("bench", "v", env, 0, "bench", baseline, full, Path(tmp))
         start = time.process_time()
         entry.fit(ctx)
         return time.process_time() - start
