@@ -159,7 +159,9 @@ def weighted(loss: torch.Tensor, weight: float) -> torch.Tensor:
 class MetaLearner(L.LightningModule, abc.ABC):
     """What :func:`train_meta_learner` drives: a task stream, the meta-update, the run's counters and curves."""
 
-    eval_name = ""  # the held-out score tracked ``eval_points`` times during training (see ``score_during_training``)
+    # the held-out score tracked ``eval_points`` times during training, by a learner that defines
+    # ``score_during_training()``; "" = the learner has none, and ``eval_points`` is ignored
+    eval_name = ""
 
     def __init__(self, seed: int, meta_batch: int) -> None:
         super().__init__()
@@ -185,10 +187,6 @@ class MetaLearner(L.LightningModule, abc.ABC):
         average_gradients(self.fabric, self.parameters())  # DDP: the mean over ranks (a no-op on one device)
         opt.step()
         return loss.detach()
-
-    def score_during_training(self) -> float:
-        """The held-out score ``eval_name`` (only asked for when the hyperparameter ``eval_points`` > 0)."""
-        raise NotImplementedError(f"{type(self).__name__} has no evaluation during training")
 
     def progress_state(self) -> dict[str, Any]:
         """The counters and curves a checkpoint needs besides weights, optimiser and random streams."""
@@ -243,7 +241,7 @@ def train_meta_learner(module: MetaLearner, ctx: RunContext | None = None) -> fl
 
     total = h.meta_iterations
     log_every = max(1, total // h.curve_points)
-    eval_every = max(1, total // h.eval_points) if h.get("eval_points") else 0
+    eval_every = max(1, total // h.eval_points) if h.get("eval_points") and module.eval_name else 0
     on_host = fabric.device.type == "cpu"  # task streams are drawn on the host from a CPU generator
     start = time.perf_counter()
     while module.iteration < total:
